@@ -181,6 +181,9 @@ class Config(_Strict):
     interactions: list[InteractionRule] = Field(default_factory=list)
     session: SessionSettings = Field(default_factory=SessionSettings)
     channels: dict[str, Any] = Field(default_factory=dict)  # overrides of the channel rule table
+    # Sections owned and validated by other stages (dlt-style: each stage its own settings).
+    collector: dict[str, Any] = Field(default_factory=dict)
+    stream: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -221,10 +224,10 @@ class ConfigError(ValueError):
 
 
 def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Override top-level sections; `policies` and `channels` merge per key."""
+    """Override top-level sections; `policies`, `channels`, `collector`, `stream` merge per key."""
     merged = dict(base)
     for key, value in override.items():
-        if key in ("policies", "channels") and isinstance(value, dict):
+        if key in ("policies", "channels", "collector", "stream") and isinstance(value, dict):
             merged[key] = {**base.get(key, {}), **value}
         else:
             merged[key] = value

@@ -128,7 +128,9 @@ class WireEvent(_Wire):
     received_at: AwareDatetime | None = None
     original_timestamp: AwareDatetime | None = None
 
-    @field_validator("message_id", "anonymous_id", "user_id", "group_id", "previous_id", mode="before")
+    @field_validator(
+        "message_id", "anonymous_id", "user_id", "group_id", "previous_id", mode="before"
+    )
     @classmethod
     def _ids(cls, value: Any, info: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -212,13 +214,18 @@ def parse_event(raw: Any, now: datetime | None = None) -> tuple[WireEvent, datet
     try:
         when = event.corrected_time()
     except ValueError:
-        raise EventRejected([FieldError(field="timestamp", reason="a timestamp is required")])
+        raise EventRejected(
+            [FieldError(field="timestamp", reason="a timestamp is required")]
+        ) from None
     reference = now or event.received_at or datetime.now(UTC)
     if when < EARLIEST:
-        raise EventRejected([FieldError(field="timestamp", reason=f"{when.isoformat()} is before 2000")])
+        raise EventRejected(
+            [FieldError(field="timestamp", reason=f"{when.isoformat()} is before 2000")]
+        )
     if when > reference + MAX_FUTURE:
         raise EventRejected(
-            [FieldError(field="timestamp", reason=f"{when.isoformat()} is more than 1 day in the future")]
+            [FieldError(field="timestamp",
+                        reason=f"{when.isoformat()} is more than 1 day in the future")]
         )
     return event, when
 

@@ -1,0 +1,142 @@
+"""Identity resolution: anonymous visitor -> person -> account.
+
+Ids joined by `identify` (anonymousId + userId on one event) or `alias` form one
+person (union-find). The person's key is the smallest user id of the cluster (or the
+smallest anonymous id if it never identified): the answer depends only on the set of
+links, never on their order, so batch and stream agree. A person's account is the
+one named by its latest `group` link (ties: the larger account id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemas.records import IdentityLink, LinkKind
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityUpdate:
+    """The identity stage's answer for one id: its person and account now."""
+
+    id: str
+    person: str
+    account: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    person_key: str
+    account_key: str | None
+
+
+class IdentityGraph:
+    def __init__(self, links: Iterable[IdentityLink] = ()) -> None:
+        self._parent: dict[str, str] = {}
+        self._users: set[str] = set()
+        self._groups: dict[str, tuple[datetime, str]] = {}  # root -> (time, account)
+        self._members: dict[str, list[str]] = {}  # root -> every id of its cluster
+        for link in links:
+            self.add(link)
+
+    def _find(self, node: str) -> str:
+        parent = self._parent.get(node)
+        if parent is None:
+            self._parent[node] = node
+            self._members[node] = [node]
+            return node
+        if parent == node:
+            return node
+        root = self._find(parent)
+        self._parent[node] = root
+        return root
+
+    def _rank(self, node: str) -> tuple[int, str]:
+        # Root choice: user ids beat anonymous ids, then the smaller id.
+        return (0 if node in self._users else 1, node)
+
+    def _union(self, a: str, b: str) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra == rb:
+            return
+        if self._rank(rb) < self._rank(ra):
+            ra, rb = rb, ra
+        self._parent[rb] = ra
+        self._members[ra].extend(self._members.pop(rb))
+        group = self._groups.pop(rb, None)
+        if group is not None:
+            self._merge_group(ra, group)
+
+    def _merge_group(self, root: str, group: tuple[datetime, str]) -> None:
+        current = self._groups.get(root)
+        if current is None or group > current:
+            self._groups[root] = group
+
+    def add(self, link: IdentityLink) -> None:
+        if link.kind == LinkKind.PERSON_ACCOUNT:
+            self._merge_group(self._find(link.from_id), (link.time, link.to_id))
+            return
+        # The target of identify/alias is a user id; an alias source may be either kind.
+        self._mark_user(link.to_id)
+        self._union(link.from_id, link.to_id)
+
+    def _mark_user(self, user_id: str) -> None:
+        if user_id in self._users:
+            return
+        self._users.add(user_id)
+        root = self._find(user_id)
+        if root != user_id and self._rank(user_id) < self._rank(root):
+            # A new user id may now outrank the cluster's root: re-root deterministically.
+            self._parent[root] = user_id
+            self._parent[user_id] = user_id
+            self._members[user_id] = self._members.pop(root)
+            group = self._groups.pop(root, None)
+            if group is not None:
+                self._merge_group(user_id, group)
+
+    def person_of(self, *ids: str | None) -> str | None:
+        """Person key of the first id given that is not None."""
+        for id_ in ids:
+            if id_:
+                return self._find(id_)
+        return None
+
+    def account_of_person(self, person_key: str) -> str | None:
+        group = self._groups.get(self._find(person_key))
+        return group[1] if group else None
+
+    def resolve(self, anonymous_id: str | None, person_id: str | None,
+                account_id: str | None = None) -> Resolved | None:
+        person = self.person_of(person_id, anonymous_id)
+        if person is None:
+            return None
+        return Resolved(person, account_id or self.account_of_person(person))
+
+    def known_ids(self) -> list[str]:
+        return sorted(self._parent)
+
+    def cluster(self, id_: str) -> list[str]:
+        """Every id resolving to the same person as ``id_`` (sorted)."""
+        return sorted(self._members[self._find(id_)])
+
+
+def apply_links(graph: IdentityGraph, links: Iterable[IdentityLink]) -> list[IdentityUpdate]:
+    """Stream identity stage: add links, answer the current identity of every id they touch.
+
+    Every id of each affected cluster is answered (devices ignore answers that change
+    nothing), in sorted order so output is deterministic.
+    """
+    touched: set[str] = set()
+    for link in links:
+        graph.add(link)
+        touched.add(link.from_id)
+        if link.kind != LinkKind.PERSON_ACCOUNT:  # an account id is not a person's id
+            touched.add(link.to_id)
+    ids = sorted({member for id_ in touched for member in graph.cluster(id_)})
+    updates = []
+    for id_ in ids:
+        resolved = graph.resolve(None, id_)
+        assert resolved is not None
+        updates.append(IdentityUpdate(id_, resolved.person_key, resolved.account_key))
+    return updates
