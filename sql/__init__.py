@@ -1,0 +1,28 @@
+"""Warehouse view definitions: one ``<view name>.sql`` file per view, shipped as package data.
+
+Each file holds only the view's SELECT (no ``CREATE VIEW``, no trailing ``;``) with these
+placeholders, expanded by ``warehouse.views.render_view_sql``:
+
+- ``{table:NAME}`` -> ``read_parquet('<abs root>/NAME/*.parquet', union_by_name = true)``
+- ``{files:NAME}`` -> ``'<abs root>/NAME/*.parquet'``, for read_parquet calls needing more options
+
+A view may select from another view; ``create_views`` resolves the creation order.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+
+def view_names() -> list[str]:
+    """Names of all shipped views, sorted."""
+    return sorted(
+        entry.name.removesuffix(".sql")
+        for entry in files(__name__).iterdir()
+        if entry.name.endswith(".sql")
+    )
+
+
+def view_sql(name: str) -> str:
+    """The unexpanded SELECT of view ``name``."""
+    return files(__name__).joinpath(f"{name}.sql").read_text(encoding="utf-8")
