@@ -13,6 +13,7 @@ loses credits and idempotent landing never duplicates them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from datetime import datetime
 
 from attribution.credit import cap_path, credit_conversion
@@ -51,7 +52,9 @@ class JourneyOutput:
 
 
 def _fingerprint(credits: list[Credit]) -> int:
-    return hash(tuple((c.model, c.touch_event_id, round(c.credit, 12)) for c in credits))
+    # Stable across processes (unlike hash()): it is stored in the changelog.
+    content = repr([(c.model, c.touch_event_id, round(c.credit, 12)) for c in credits])
+    return int.from_bytes(blake2b(content.encode(), digest_size=8).digest(), "big") >> 1
 
 
 def _is_open(conversion: Conversion, watermark: datetime | None, config: Config) -> bool:

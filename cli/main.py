@@ -123,6 +123,9 @@ def generate(
 
     spec = TrafficSpec(seed=seed, b2c_visitors=visitors, b2b_accounts=accounts, days=days,
                        invalid_rate=invalid_rate)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if spend is not None:
+        spend.parent.mkdir(parents=True, exist_ok=True)
     lines = write_jsonl(spec, out)
     err.print(f"wrote {lines} events to {out}")
     if spend is not None:

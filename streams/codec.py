@@ -1,0 +1,153 @@
+"""JSON forms of the stream stages' messages and table values (orjson, plain dicts).
+
+Faust's in-memory store keeps the Python objects; these forms are what goes to the
+changelog and between stages, so a restarted worker or another machine rebuilds the
+same objects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from attribution.device import DeviceState, JourneyDelta, RoutedConversion
+from attribution.identity import IdentityUpdate
+from attribution.journey import CreditedConversion, JourneyState
+from attribution.sessions import SessionState
+from schemas.records import Conversion, IdentityLink, Touch
+
+Json = dict[str, Any]
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def loads(data: bytes) -> Any:
+    return orjson.loads(data)
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def touch_to(touch: Touch) -> Json:
+    return touch.model_dump(mode="json")
+
+
+def touch_from(data: Json) -> Touch:
+    return Touch.model_validate(data)
+
+
+def conversion_to(conversion: Conversion) -> Json:
+    return conversion.model_dump(mode="json")
+
+
+def conversion_from(data: Json) -> Conversion:
+    return Conversion.model_validate(data)
+
+
+def link_to(link: IdentityLink) -> Json:
+    return link.model_dump(mode="json")
+
+
+def link_from(data: Json) -> IdentityLink:
+    return IdentityLink.model_validate(data)
+
+
+def update_to(update: IdentityUpdate) -> Json:
+    return {"id": update.id, "person": update.person, "account": update.account}
+
+
+def update_from(data: Json) -> IdentityUpdate:
+    return IdentityUpdate(data["id"], data["person"], data.get("account"))
+
+
+def routed_to(routed: RoutedConversion) -> Json:
+    return {"conversion": conversion_to(routed.conversion), "generation": routed.generation}
+
+
+def routed_from(data: Json) -> RoutedConversion:
+    return RoutedConversion(conversion_from(data["conversion"]), int(data["generation"]))
+
+
+def delta_to(delta: JourneyDelta) -> Json:
+    return {
+        "touches": [touch_to(t) for t in delta.touches],
+        "conversions": [routed_to(c) for c in delta.conversions],
+        "reason": delta.reason,
+    }
+
+
+def delta_from(data: Json) -> JourneyDelta:
+    return JourneyDelta(
+        touches=[touch_from(t) for t in data.get("touches", [])],
+        conversions=[routed_from(c) for c in data.get("conversions", [])],
+        reason=data.get("reason", "initial"),
+    )
+
+
+def device_to(state: DeviceState) -> Json:
+    session = state.session
+    return {
+        "device": state.device,
+        "person": state.person,
+        "account": state.account,
+        "session": None if session is None else {
+            "last_time": session.last_time.isoformat(),
+            "signature": list(session.signature) if session.signature else None,
+            "touch_id": session.touch_id,
+        },
+        "touches": [touch_to(t) for t in state.touches.values()],
+        "conversions": [routed_to(c) for c in state.conversions.values()],
+        "last_time": state.last_time.isoformat() if state.last_time else None,
+    }
+
+
+def device_from(data: Json) -> DeviceState:
+    session = data.get("session")
+    touches = [touch_from(t) for t in data.get("touches", [])]
+    conversions = [routed_from(c) for c in data.get("conversions", [])]
+    return DeviceState(
+        device=data["device"],
+        person=data["person"],
+        account=data.get("account"),
+        session=None if session is None else SessionState(
+            last_time=datetime.fromisoformat(session["last_time"]),
+            signature=tuple(session["signature"]) if session.get("signature") else None,  # type: ignore[arg-type]
+            touch_id=session["touch_id"],
+        ),
+        touches={t.event_id: t for t in touches},
+        conversions={c.conversion.conversion_id: c for c in conversions},
+        last_time=_time(data.get("last_time")),
+    )
+
+
+def journey_to(state: JourneyState) -> Json:
+    return {
+        "key": state.key,
+        "touches": [touch_to(t) for t in state.touches.values()],
+        "conversions": [
+            {"conversion": conversion_to(c.conversion), "generation": c.generation,
+             "revision": c.revision, "fingerprint": c.fingerprint}
+            for c in state.conversions.values()
+        ],
+        "watermark": state.watermark.isoformat() if state.watermark else None,
+    }
+
+
+def journey_from(data: Json) -> JourneyState:
+    touches = [touch_from(t) for t in data.get("touches", [])]
+    conversions = [
+        CreditedConversion(conversion_from(c["conversion"]), int(c["generation"]),
+                           int(c["revision"]), c.get("fingerprint"))
+        for c in data.get("conversions", [])
+    ]
+    return JourneyState(
+        key=data["key"],
+        touches={t.event_id: t for t in touches},
+        conversions={c.conversion.conversion_id: c for c in conversions},
+        watermark=_time(data.get("watermark")),
+    )
