@@ -2,7 +2,9 @@
 
 Each conversion is credited when it arrives. A touch that arrives later but precedes
 an open conversion (within the policy's allowed lateness, in event time) re-credits
-it; so does history added by an identity merge. Re-credits carry a higher version:
+it. History revealed by an identity merge re-credits every conversion the journey
+still holds (until eviction), since it corrects who the buyer was rather than being
+late data. Re-credits carry a higher version:
     version = (generation - 1) * 1000 + revision
 where the generation grows when the device re-routes the conversion to another
 journey and the revision when this journey re-credits it. Redelivered input re-emits
@@ -13,11 +15,11 @@ loses credits and idempotent landing never duplicates them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from hashlib import blake2b
 from datetime import datetime
+from hashlib import blake2b
 
 from attribution.credit import cap_path, credit_conversion
-from attribution.device import INITIAL, JourneyDelta, RoutedConversion
+from attribution.device import IDENTITY_MERGE, INITIAL, JourneyDelta, RoutedConversion
 from attribution.policy import Config
 from schemas.records import Conversion, Credit, Touch
 
@@ -83,7 +85,9 @@ def on_delta(state: JourneyState, delta: JourneyDelta, config: Config, out: Jour
         if cid in dirty and dirty[cid] != "replay":
             continue
         conversion = credited.conversion
-        if not _is_open(conversion, state.watermark, config):
+        # Late data re-credits only within the allowed lateness; history that an identity
+        # merge reveals re-credits every conversion still held (it is knowledge, not lateness).
+        if touch_reason != IDENTITY_MERGE and not _is_open(conversion, state.watermark, config):
             continue
         if any(t.time <= conversion.time for t in new_touches):
             dirty[cid] = touch_reason

@@ -133,6 +133,39 @@ def generate(
         err.print(f"wrote {rows} spend rows to {spend}")
 
 
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option("--broker", "-b", help="Kafka bootstrap servers; default $KAFKA_BROKER, "
+                 "else an embedded Tansu broker on 127.0.0.1."),
+]
+
+
+@app.command()
+def worker(
+    broker: BrokerOpt = None,
+    warehouse: WarehouseOpt = Path("warehouse"),
+    config: ConfigOpt = None,
+    partitions: Annotated[int | None, typer.Option(help="Partitions of new topics.")] = None,
+    session_timeout: Annotated[
+        float | None, typer.Option(help="Consumer session timeout, seconds.")] = None,
+    loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "WARNING",
+) -> None:
+    """Run one stream worker against a broker (start several to scale out)."""
+    from streams.broker import broker_from_env
+    from streams.worker import run_worker
+
+    bootstrap = broker_from_env(broker)
+    if bootstrap is None:
+        raise typer.BadParameter("give --broker or set KAFKA_BROKER (`attribution run` starts "
+                                 "an embedded broker)")
+    overrides: dict[str, object] = {}
+    if partitions is not None:
+        overrides["partitions"] = partitions
+    if session_timeout is not None:
+        overrides["session_timeout"] = session_timeout
+    run_worker(bootstrap, warehouse, read_config_text(config), loglevel, **overrides)
+
+
 def main() -> None:
     app()
 

@@ -33,6 +33,10 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _signature(value: list[Any] | None) -> tuple[str, str, str | None] | None:
+    return (value[0], value[1], value[2]) if value else None
+
+
 def touch_to(touch: Touch) -> Json:
     return touch.model_dump(mode="json")
 
@@ -116,7 +120,7 @@ def device_from(data: Json) -> DeviceState:
         account=data.get("account"),
         session=None if session is None else SessionState(
             last_time=datetime.fromisoformat(session["last_time"]),
-            signature=tuple(session["signature"]) if session.get("signature") else None,  # type: ignore[arg-type]
+            signature=_signature(session.get("signature")),
             touch_id=session["touch_id"],
         ),
         touches={t.event_id: t for t in touches},

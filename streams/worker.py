@@ -1,0 +1,57 @@
+"""Run a stream worker, and tell when everything produced so far has landed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import faust
+
+from attribution.defaults import channel_rules, load_config
+from streams.app import create_app
+from streams.broker import consumer_group_lag, create_topics
+from streams.settings import StreamSettings, stream_settings
+from streams.topics import topic_names, topic_specs
+
+
+def prepare(bootstrap: str, settings: StreamSettings) -> None:
+    """Create the pipeline's topics (idempotent) before any producer or worker uses them."""
+    asyncio.run(create_topics(bootstrap, topic_specs(settings)))
+
+
+def run_worker(bootstrap: str, warehouse: Path, config_text: str | None,
+               loglevel: str = "WARNING", **overrides: object) -> None:
+    """Blocks until SIGTERM/SIGINT; Faust then finishes the batch in hand and commits."""
+    config = load_config(config_text)
+    settings = stream_settings(config.stream, **overrides)
+    prepare(bootstrap, settings)
+    app = create_app(settings, config, channel_rules(config), bootstrap, warehouse)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
+
+
+def pipeline_lag(bootstrap: str, settings: StreamSettings) -> int:
+    """Records produced to the pipeline's topics and not yet committed by the workers."""
+    names = topic_names(settings)
+    topics = {names.events: settings.partitions, names.identity: 1,
+              names.journeys: settings.partitions, names.landing: settings.partitions}
+    lag = asyncio.run(consumer_group_lag(bootstrap, settings.app_id, topics))
+    return sum(lag.values())
+
+
+def wait_until_landed(bootstrap: str, settings: StreamSettings, timeout: float,
+                      poll: float = 0.5) -> float:
+    """Block until every stage has committed everything (twice in a row: a stage may be
+    about to emit into the next one); returns the seconds waited. TimeoutError after timeout.
+    """
+    started = time.monotonic()
+    quiet = 0
+    while time.monotonic() - started < timeout:
+        quiet = quiet + 1 if pipeline_lag(bootstrap, settings) == 0 else 0
+        if quiet >= 2:
+            return time.monotonic() - started
+        time.sleep(poll)
+    raise TimeoutError(f"stream still lagging after {timeout:.0f}s")
