@@ -16,10 +16,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/attribution generate --out $(DEMO)/events.jsonl --spend $(DEMO)/spend.csv
-	$(BIN)/attribution replay $(DEMO)/events.jsonl --warehouse $(DEMO)
-	$(BIN)/attribution sql --warehouse $(DEMO) \
-	  "select policy, model, channel, round(conversions, 2) as conversions, round(credited_value, 2) as credited_value from channel_performance where policy in ('b2c', 'b2b') order by policy, model, credited_value desc"
+	$(BIN)/attribution demo --warehouse $(DEMO)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

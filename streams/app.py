@@ -212,6 +212,13 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
             await emit(out, partition)
             evict(journeys_table, partition, "journeys", journey_is_idle)
 
+    @app.on_partitions_assigned.connect
+    async def log_assignment(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned: set[Any] = kwargs.get("assigned") or (args[0] if args else set())
+        mine = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned
+                      if tp.topic in (names.events, names.journeys, names.identity))
+        log.info("assigned partitions: %s", ", ".join(mine) or "(none)")
+
     ensure_layout(warehouse)
     create_views(warehouse)
 
