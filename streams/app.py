@@ -213,7 +213,7 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
             evict(journeys_table, partition, "journeys", journey_is_idle)
 
     @app.on_partitions_assigned.connect
-    async def log_assignment(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    async def log_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned: set[Any] = kwargs.get("assigned") or (args[0] if args else set())
         mine = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned
                       if tp.topic in (names.events, names.journeys, names.identity))

@@ -108,9 +108,11 @@ def test_late_touch_re_credits_with_a_new_version(pipeline: Pipeline) -> None:
 
 
 def test_invalid_events_are_dead_lettered_and_good_ones_land(pipeline: Pipeline) -> None:
-    bad: list[dict[str, Any]] = [{"type": "page", "messageId": "no-ids", "timestamp": "2026-06-01T00:00:00Z"},
-           {"type": "track", "messageId": "neg", "anonymousId": "v9", "event": "Order Completed",
-            "properties": {"revenue": -3}, "timestamp": "2026-06-01T00:00:00Z"}]
+    bad: list[dict[str, Any]] = [
+        {"type": "page", "messageId": "no-ids", "timestamp": "2026-06-01T00:00:00Z"},
+        {"type": "track", "messageId": "neg", "anonymousId": "v9", "event": "Order Completed",
+         "properties": {"revenue": -3}, "timestamp": "2026-06-01T00:00:00Z"},
+    ]
     pipeline.workers.start(1)
     pipeline.send(bad + B2C_JOURNEY)
     pipeline.wait()
