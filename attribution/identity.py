@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from schemas.records import IdentityLink, LinkKind
 
@@ -37,6 +37,8 @@ class IdentityGraph:
         self._users: set[str] = set()
         self._groups: dict[str, tuple[datetime, str]] = {}  # root -> (time, account)
         self._members: dict[str, list[str]] = {}  # root -> every id of its cluster
+        self.latest_link_time: datetime | None = None
+        self._answered_as_of: datetime | None = None
         for link in links:
             self.add(link)
 
@@ -74,6 +76,8 @@ class IdentityGraph:
             self._groups[root] = group
 
     def add(self, link: IdentityLink) -> None:
+        if self.latest_link_time is None or link.time > self.latest_link_time:
+            self.latest_link_time = link.time
         if link.kind == LinkKind.PERSON_ACCOUNT:
             self._merge_group(self._find(link.from_id), (link.time, link.to_id))
             return
@@ -94,6 +98,16 @@ class IdentityGraph:
             group = self._groups.pop(root, None)
             if group is not None:
                 self._merge_group(user_id, group)
+
+    def next_as_of(self) -> datetime | None:
+        """A strictly increasing stamp for each round of answers: the latest link time,
+        nudged by a microsecond when links arrive with older event times."""
+        stamp = self.latest_link_time
+        if stamp is not None and self._answered_as_of is not None and (
+                stamp <= self._answered_as_of):
+            stamp = self._answered_as_of + timedelta(microseconds=1)
+        self._answered_as_of = stamp
+        return stamp
 
     def person_of(self, *ids: str | None) -> str | None:
         """Person key of the first id given that is not None."""

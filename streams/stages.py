@@ -98,7 +98,9 @@ def identity_message(graph: IdentityGraph, links: list[IdentityLink]) -> StageOu
     out = StageOutput()
     updates = apply_links(graph, links)
     out.updates = [(u.id, codec.update_to(u)) for u in updates]
-    as_of = max((link.time for link in links), default=datetime.now(UTC))
+    # Monotone in processing order, so the `identities` view's "latest as_of wins" picks
+    # the newest answer even when a link arrives with an older event time.
+    as_of = graph.next_as_of() or datetime.now(UTC)
     out.land("identity_links", (link.model_dump() for link in links))
     out.land("identity_map", ({"id": u.id, "person_key": u.person, "account_key": u.account,
                                "as_of": as_of} for u in updates))
