@@ -114,7 +114,7 @@ def _print_report(warehouse: Path) -> None:
 
     from warehouse.query import run_query
 
-    out = Console()
+    out = Console(width=max(Console().width, 110))  # the tables are wider than 80 columns
     for title, query in REPORT_QUERIES.items():
         columns, rows = run_query(warehouse, query)
         table = Table(title=title, title_justify="left")
