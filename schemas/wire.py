@@ -8,6 +8,7 @@ with ``sentAt`` and turns every problem into a ``FieldError`` naming the field.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -33,6 +34,9 @@ EVENT_TYPES = ("page", "screen", "track", "identify", "group", "alias")
 MONEY_FIELDS = frozenset({"revenue", "total", "value", "amount", "price", "cost", "quantity"})
 
 Id = str  # length and characters are checked by _check_id
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_WIRE_NAMES = {"message_id": "messageId", "anonymous_id": "anonymousId", "user_id": "userId",
+               "group_id": "groupId", "previous_id": "previousId"}
 
 
 def _check_id(value: str | None, field: str) -> str | None:
@@ -44,7 +48,7 @@ def _check_id(value: str | None, field: str) -> str | None:
         return None
     if len(value) > MAX_ID:
         raise ValueError(f"{field} is longer than {MAX_ID} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if _CONTROL.search(value):
         raise ValueError(f"{field} contains control characters")
     return value
 
@@ -135,7 +139,7 @@ class WireEvent(_Wire):
     def _ids(cls, value: Any, info: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # SDKs allow numeric ids
-        return _check_id(value, to_camel(info.field_name))
+        return _check_id(value, _WIRE_NAMES[info.field_name])
 
     @field_validator("timestamp", "sent_at", "received_at", "original_timestamp", mode="before")
     @classmethod
