@@ -31,6 +31,8 @@ from schemas.records import IdentityLink
 from streams import codec, faust_codecs
 from streams.broker import faust_url, patch_faust_for_tansu
 from streams.envelope import EnvelopeError
+from streams.envelope import decode_body as decode
+from streams.envelope import encode_body as encode
 from streams.routing import group_by_partition, partition_for
 from streams.settings import StreamSettings
 from streams.sink import land_rows
@@ -40,21 +42,6 @@ from warehouse.landing import ensure_layout
 from warehouse.views import create_views
 
 log = logging.getLogger("attribution.stream")
-ENVELOPE_VERSION = 1
-
-
-def decode(data: bytes) -> dict[str, Any]:
-    try:
-        payload = codec.loads(data)
-    except ValueError as exc:
-        raise EnvelopeError(f"envelope is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict) or payload.get("v") != ENVELOPE_VERSION:
-        raise EnvelopeError("not a version 1 envelope")
-    return payload
-
-
-def encode(**body: Any) -> bytes:
-    return codec.dumps({"v": ENVELOPE_VERSION, **body})
 
 
 def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,

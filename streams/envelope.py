@@ -1,8 +1,9 @@
-"""Envelope codec: many events in one Kafka message.
+"""Envelope codec: many items in one Kafka message.
 
 Per-message framework cost dominates a Faust agent (~200 us a message), so the
-pipeline ships events in envelopes ``{"v": 1, "events": [...]}``, one envelope
-per routing key, and keys the Kafka message by that routing key.
+pipeline ships items in envelopes ``{"v": 1, <body>}``: wire events
+``{"v": 1, "events": [...]}`` from the collector, and the stages' own bodies
+(``updates``, ``links``, ``deltas``, ``rows``) between agents (see streams/topics.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,28 @@ class EnvelopeError(ValueError):
     """The bytes are not a valid envelope; callers should dead-letter the message."""
 
 
+def encode_body(**body: Any) -> bytes:
+    """Serialise any envelope body, e.g. ``encode_body(deltas=[...])``."""
+    try:
+        return orjson.dumps({"v": ENVELOPE_VERSION, **body})
+    except orjson.JSONEncodeError as error:
+        raise EnvelopeError(f"envelope is not JSON-serialisable: {error}") from error
+
+
+def decode_body(data: bytes) -> dict[str, Any]:
+    """Parse an envelope of any body; raise EnvelopeError on anything malformed."""
+    try:
+        envelope = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise EnvelopeError(f"envelope is not valid JSON: {error}") from error
+    if not isinstance(envelope, dict):
+        raise EnvelopeError(f"envelope must be a JSON object, got {type(envelope).__name__}")
+    version = envelope.get("v")
+    if version != ENVELOPE_VERSION:
+        raise EnvelopeError(f"unsupported envelope version {version!r}")
+    return envelope
+
+
 def encode_envelope(events: Sequence[Mapping[str, Any]]) -> bytes:
     """Serialise events (JSON objects) into one envelope."""
     try:
@@ -31,16 +54,7 @@ def encode_envelope(events: Sequence[Mapping[str, Any]]) -> bytes:
 
 def decode_envelope(data: bytes) -> list[dict[str, Any]]:
     """Parse an envelope and return its events; raise EnvelopeError on anything malformed."""
-    try:
-        envelope = orjson.loads(data)
-    except orjson.JSONDecodeError as error:
-        raise EnvelopeError(f"envelope is not valid JSON: {error}") from error
-    if not isinstance(envelope, dict):
-        raise EnvelopeError(f"envelope must be a JSON object, got {type(envelope).__name__}")
-    version = envelope.get("v")
-    if version != ENVELOPE_VERSION:
-        raise EnvelopeError(f"unsupported envelope version {version!r}")
-    events = envelope.get("events")
+    events = decode_body(data).get("events")
     if not isinstance(events, list):
         raise EnvelopeError("envelope has no 'events' list")
     for index, event in enumerate(events):

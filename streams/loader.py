@@ -9,13 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaProducer
 
+from streams.envelope import encode_envelope
 from streams.routing import group_by_partition
 from streams.stages import device_key
-
-ENVELOPE_VERSION = 1
 
 
 async def produce_events(bootstrap: str, topic: str, partitions: int,
@@ -45,8 +43,8 @@ async def _flush(producer: AIOKafkaProducer, topic: str, partitions: int,
                  pending: list[tuple[str, Mapping[str, Any]]], envelope_max: int) -> int:
     futures = []
     for partition, chunk in group_by_partition(pending, partitions, envelope_max):
-        value = orjson.dumps({"v": ENVELOPE_VERSION, "events": chunk})
-        futures.append(await producer.send(topic, value=value, partition=partition))
+        futures.append(await producer.send(topic, value=encode_envelope(chunk),
+                                           partition=partition))
     for future in futures:
         await future
     return len(pending)
