@@ -131,6 +131,15 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
                     state, now, config):
                 del table[key]
 
+    async def commit(out: StageOutput, table: Any, name: str, partition: int,
+                     idle: Any) -> None:
+        """Write each touched key once, send the results, evict what went idle."""
+        for key, state in out.states.items():
+            table[key] = state
+            _advance(watermarks, name, state)
+        await emit(out, partition)
+        evict(table, partition, name, idle)
+
     @app.agent(events)
     async def devices(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -147,11 +156,7 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
                 log.exception("device stage failed on %s", where)
                 await dead_letter(event.value, where, f"device stage failed: {exc!r}", partition)
                 continue
-            for key, state in out.states.items():
-                devices_table[key] = state
-                _advance(watermarks, "devices", state)
-            await emit(out, partition)
-            evict(devices_table, partition, "devices", device_is_idle)
+            await commit(out, devices_table, "devices", partition, device_is_idle)
 
     graph_box: dict[str, IdentityGraph] = {}
     graph_size: dict[str, int] = {}
@@ -171,7 +176,8 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
                 payload = decode(event.value)
                 links = [codec.link_from(item) for item in payload.get("links", [])]
             except (EnvelopeError, ValueError) as exc:
-                log.error("dropping malformed identity envelope: %s", exc)
+                where = f"{names.identity}:0:{event.message.offset}"
+                await dead_letter(event.value, where, f"bad identity envelope: {exc}", 0)
                 continue
             graph = identity_graph()
             fresh = [link for link in links if _link_key(link) not in links_table]
@@ -193,11 +199,7 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
                 log.exception("journey stage failed on %s", where)
                 await dead_letter(event.value, where, f"journey stage failed: {exc!r}", partition)
                 continue
-            for key, state in out.states.items():
-                journeys_table[key] = state
-                _advance(watermarks, "journeys", state)
-            await emit(out, partition)
-            evict(journeys_table, partition, "journeys", journey_is_idle)
+            await commit(out, journeys_table, "journeys", partition, journey_is_idle)
 
     @app.on_partitions_assigned.connect
     async def log_assignment(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
