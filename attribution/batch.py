@@ -129,11 +129,8 @@ def attribute_events(events: Iterable[tuple[str, RawEvent]], config: Config,
 
     result.conversions = sorted(collected.conversions.values(),
                                 key=lambda c: (c.time, c.conversion_id))
-    by_journey: dict[str, list[Conversion]] = defaultdict(list)
-    for conversion in result.conversions:
-        key = conversion_key(conversion, config.policies[conversion.policy], graph)
-        result.journey_keys[conversion.conversion_id] = key
-        by_journey[key].append(conversion)
+    by_journey = group_by_journey(result.conversions, config, graph)
+    result.journey_keys = {c.conversion_id: key for key, cs in by_journey.items() for c in cs}
 
     journeys = index_touches(result.touches, graph)
     for key, conversions in by_journey.items():
@@ -144,6 +141,18 @@ def attribute_events(events: Iterable[tuple[str, RawEvent]], config: Config,
                 credit_conversion(conversion, key, journey_touches, conversions, policy)
             )
     return result
+
+
+def group_by_journey(conversions: Iterable[Conversion], config: Config,
+                     graph: IdentityGraph) -> dict[str, list[Conversion]]:
+    """Conversions per journey key (person or account, as each one's policy says), in input
+    order; shared with re-attribution (warehouse.reattribute)."""
+    by_journey: dict[str, list[Conversion]] = defaultdict(list)
+    for conversion in conversions:
+        by_journey[conversion_key(conversion, config.policies[conversion.policy], graph)].append(
+            conversion
+        )
+    return dict(by_journey)
 
 
 def identity_rows(graph: IdentityGraph, links: list[IdentityLink]) -> list[IdentityRow]:
