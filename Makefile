@@ -25,5 +25,10 @@ lint: $(VENV)/.installed
 test: $(VENV)/.installed lint
 	$(BIN)/pytest -q
 
+# Every benchmark at SCALE (small|medium|large); each rewrites its section of BENCHMARKS.md.
+SCALE ?= small
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench all --scale $(SCALE)
+
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -106,11 +106,19 @@ def on_event(state: DeviceState, event: WireEvent, time: datetime, config: Confi
             _add_conversion(state, item, config, out)
 
 
+def lean(touch: Touch) -> Touch:
+    """The touch without its free-form properties: crediting never reads them and the full
+    touch is landed once, here; what is retained and routed is held (and written to the
+    changelogs) on every later write, so it is kept small."""
+    return touch.model_copy(update={"properties": {}}) if touch.properties else touch
+
+
 def _add_touch(state: DeviceState, touch: Touch, config: Config, out: DeviceOutput) -> None:
     if touch.event_id in state.touches:
         return  # a redelivered event: already routed
-    state.touches[touch.event_id] = touch
     out.new_touches.append(touch)
+    touch = lean(touch)
+    state.touches[touch.event_id] = touch
     for key in touch_journeys(state, config):
         out.journeys[key].touches.append(touch)
 

@@ -80,6 +80,47 @@ def _check_payload(value: Any, path: str, depth: int = 0) -> None:
         raise ValueError(f"{path} is longer than {MAX_TEXT} characters")
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _payload_ok(value: Any, depth: int = 0) -> bool:
+    """`_check_payload` without building paths: True when it would pass. Plain JSON types
+    only; anything else answers False so the precise check runs and names the problem."""
+    if depth > MAX_DEPTH:
+        return False
+    kind = type(value)
+    if kind is dict:
+        if len(value) > MAX_KEYS or (value and depth >= MAX_DEPTH):  # children too deep
+            return False
+        for key, item in value.items():
+            if type(key) is not str or len(key) > MAX_NAME:
+                return False
+            if type(item) in _SCALARS:
+                if not _scalar_ok(item):
+                    return False
+                if key in MONEY_FIELDS and type(item) is not bool and type(item) is not str and (
+                        item is not None and item < 0):
+                    return False
+            elif not _payload_ok(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        if len(value) > MAX_KEYS or (value and depth >= MAX_DEPTH):
+            return False
+        return all(_scalar_ok(item) if type(item) in _SCALARS else _payload_ok(item, depth + 1)
+                   for item in value)
+    return kind in _SCALARS and _scalar_ok(value)
+
+
+def _scalar_ok(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is str:
+        return len(value) <= MAX_TEXT
+    return True
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
@@ -153,7 +194,8 @@ class WireEvent(_Wire):
     @field_validator("properties", "traits")
     @classmethod
     def _payload(cls, value: dict[str, Any], info: Any) -> dict[str, Any]:
-        _check_payload(value, info.field_name)
+        if not _payload_ok(value):
+            _check_payload(value, info.field_name)
         return value
 
     @model_validator(mode="after")

