@@ -1,0 +1,115 @@
+"""Collector settings: the `[collector]` section of the TOML config, validated here.
+
+``attribution.policy.Config.collector`` keeps the section as a raw dict (each stage
+validates its own settings); ``CollectorSettings.from_section`` turns it into this model.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from attribution.policy import ConfigError, Duration
+
+# Case-insensitive regular expressions matched against a user agent. Generic words like
+# "bot" are left out on purpose: they also match phone brands ("Cubot") and SDK names.
+DEFAULT_BOT_USER_AGENTS: tuple[str, ...] = (
+    "googlebot", "adsbot-google", "mediapartners-google", "google-inspectiontool",
+    "storebot-google", "bingbot", "bingpreview", "msnbot", "adidxbot", "slurp",
+    "duckduckbot", "baiduspider", "yandex(bot|images|metrika)", "sogou", "exabot",
+    "seznambot", "petalbot", "applebot", "ahrefsbot", "semrushbot", "mj12bot", "dotbot",
+    "rogerbot", "screaming frog", "bytespider", "gptbot", "chatgpt-user", "oai-searchbot",
+    "ccbot", "claudebot", "anthropic-ai", "perplexitybot", "amazonbot", "ia_archiver",
+    "archive.org_bot", "facebookexternalhit", "facebookbot", "meta-externalagent",
+    "twitterbot", "linkedinbot", "slackbot", "discordbot", "telegrambot", "whatsapp",
+    "pinterestbot", "embedly", "quora link preview", "skypeuripreview", "uptimerobot",
+    "pingdom", "statuscake", "site24x7", "gtmetrix", "lighthouse", "chrome-lighthouse",
+    "crawler", "spider", "phantomjs",
+)
+
+
+class RateLimit(BaseModel):
+    """Token bucket per write key: refills at ``events_per_second``, holds ``burst`` events."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    events_per_second: float = Field(default=2000.0, gt=0)
+    burst: int = Field(default=20000, ge=1)
+
+
+class CollectorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8088, ge=0, le=65535)
+    # Base URL the SDKs reach us at, for the analytics.js settings endpoint; by default
+    # taken from each request's Host header and scheme.
+    public_url: str | None = None
+    write_keys: dict[str, str] = Field(default_factory=dict)  # write key -> source name
+    cors_origins: list[str] = Field(default_factory=list)  # exact origins, or "*"
+    email_salt: str | None = None  # None: a random salt per start (hashes not stable)
+    hash_emails: bool = True
+    bot_user_agents: list[str] = Field(default_factory=lambda: list(DEFAULT_BOT_USER_AGENTS))
+    extra_bot_user_agents: list[str] = Field(default_factory=list)
+    max_batch_bytes: int = Field(default=500 * 1024, ge=1024)
+    max_event_bytes: int = Field(default=32 * 1024, ge=256)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    bootstrap: str = "127.0.0.1:9092"
+    topic: str = Field(default="attribution.events", min_length=1)
+    produce_timeout: Duration = timedelta(seconds=5)
+    ready_timeout: Duration = timedelta(seconds=2)
+    # How long a failed broker connection is trusted before the next attempt.
+    reconnect_backoff: Duration = timedelta(seconds=1)
+    retry_after_seconds: int = Field(default=5, ge=1)
+    # Behind a reverse proxy: take the client address from X-Forwarded-For.
+    trust_forwarded_for: bool = False
+
+    @field_validator("bot_user_agents", "extra_bot_user_agents")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                message = f"bot pattern {pattern!r} is not a regular expression: {exc}"
+                raise ValueError(message) from None
+        return value
+
+    @field_validator("write_keys")
+    @classmethod
+    def _keys_not_blank(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, source in value.items():
+            if not key.strip() or not source.strip():
+                raise ValueError("write keys and source names must not be blank")
+        return value
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any]) -> CollectorSettings:
+        """Validate the raw ``[collector]`` dict, with readable errors."""
+        try:
+            return cls.model_validate(section)
+        except ValidationError as exc:
+            lines = []
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"]) or "(section)"
+                lines.append(f"  collector.{where}: {err['msg']}")
+            raise ConfigError("invalid [collector] settings:\n" + "\n".join(lines)) from None
+
+    def with_defaults_filled(self, source: str = "default") -> CollectorSettings:
+        """A copy with a random write key (when none is configured) and salt (when unset)."""
+        update: dict[str, Any] = {}
+        if not self.write_keys:
+            update["write_keys"] = {secrets.token_urlsafe(18): source}
+        if self.email_salt is None:
+            update["email_salt"] = secrets.token_hex(16)
+        return self.model_copy(update=update) if update else self
+
+    def bot_patterns(self) -> re.Pattern[str]:
+        patterns = [*self.bot_user_agents, *self.extra_bot_user_agents]
+        if not patterns:
+            return re.compile(r"(?!)")  # matches nothing
+        return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
