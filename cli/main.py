@@ -16,6 +16,8 @@ app = typer.Typer(
 for module in (batch, stream, collector, analysts, models):
     for command in module.COMMANDS:
         app.command()(command)
+    for group in getattr(module, "GROUPS", ()):
+        app.add_typer(group)
 
 
 def main() -> None:

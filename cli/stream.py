@@ -59,11 +59,15 @@ def demo(
     import shutil
     import time
 
+    from cli.analysts import print_headline_kpis
     from streams.loader import produce_events
     from streams.runner import Workers, kafka
     from streams.settings import stream_settings
     from streams.worker import prepare, wait_until_landed
     from traffic.generate import TrafficSpec, generate_events
+    from traffic.spend import write_spend
+    from warehouse.report import write_report
+    from warehouse.spend import import_spend
     from warehouse.views import create_views
 
     started = time.monotonic()
@@ -86,8 +90,14 @@ def demo(
             err.print(f"stream caught up and landed everything in {waited:.1f}s")
         finally:
             workers.stop()
+    spend = warehouse / "spend.csv"  # the ad cost of the generated campaigns, for ROAS
+    write_spend(spec, spend)
+    import_spend(warehouse, spend)
     create_views(warehouse)
     _print_report(warehouse)
+    print_headline_kpis(warehouse)
+    report = write_report(warehouse, warehouse / "report.html")
+    err.print(f"wrote the HTML report {report}")
     err.print(f"demo finished in {time.monotonic() - started:.1f}s; explore it with "
               f"`attribution sql --warehouse {warehouse} \"select * from channel_performance\"`")
 
@@ -125,8 +135,6 @@ def _print_report(warehouse: Path) -> None:
             table.add_row(*("" if v is None else f"{v:,.0f}" if isinstance(v, float) else str(v)
                             for v in row))
         out.print(table)
-
-
 
 
 COMMANDS = [worker, demo]
