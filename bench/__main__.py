@@ -1,0 +1,61 @@
+"""Run the benchmarks and record them in BENCHMARKS.md.
+
+    .venv/bin/python -m bench [stream|state|replay|datadriven|collector|all]
+                              [--scale small|medium|large]
+
+Every benchmark is bounded in time and count and talks only to 127.0.0.1. `collector`
+runs the teammate-owned `bench/collector.py`, which writes its own section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from bench import replay, state, stream
+from bench.common import SCALES, Scale, machine, machine_line, say
+from bench.common import write_section as write
+
+DATADRIVEN_JOURNEYS = {"small": 100_000, "medium": 1_000_000, "large": 1_000_000}
+
+
+def datadriven(scale: Scale) -> None:
+    journeys = DATADRIVEN_JOURNEYS[scale.name]
+    completed = subprocess.run([sys.executable, "-m", "bench.datadriven", str(journeys), "15"],
+                               capture_output=True, text=True, timeout=scale.timeout, check=True)
+    say(completed.stdout)
+    timings = [line for line in completed.stdout.splitlines()  # drop the printed credit table
+               if line.strip() and not line.startswith(("shape", "┌", "│", "╞", "└", "├"))]
+    body = "\n".join([
+        machine_line(machine(), scale.name) + f" {journeys:,} synthetic journeys, 15 channels "
+        "(`bench/datadriven.py`). Targets over 1M journeys: Markov order 1 < 5 s, order 3 "
+        "< 30 s, Shapley over 15 channels < 10 s.", "",
+        "```", *timings, "```",
+    ])
+    write("datadriven", "Data-driven models (`python -m bench datadriven`)", body)
+
+
+def collector(scale: Scale) -> None:
+    subprocess.run([sys.executable, "-m", "bench.collector"], timeout=scale.timeout * 2,
+                   check=True)
+
+
+RUNNERS = {"stream": stream.run, "state": state.run, "replay": replay.run,
+           "datadriven": datadriven, "collector": collector}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("which", nargs="?", default="all", choices=[*RUNNERS, "all"])
+    parser.add_argument("--scale", default="small", choices=list(SCALES))
+    args = parser.parse_args(argv)
+    scale = SCALES[args.scale]
+    say(machine_line(machine(), scale.name))
+    for name in RUNNERS if args.which == "all" else [args.which]:
+        say(f"\n== {name} ==")
+        RUNNERS[name](scale)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Stream throughput and conversion-to-landed latency, next to a raw aiokafka consumer.
+
+    .venv/bin/python -m bench stream --scale small|medium|large
+
+One worker process (`attribution worker`, as in production) on an embedded Tansu broker
+bound to 127.0.0.1, default settings (4 partitions, memory store):
+1. warm-up: start the worker, send the first 1% of the traffic, wait until it landed;
+2. throughput: produce the rest as fast as the loader can, time until everything landed
+   (every stage's consumer group has committed everything);
+3. raw reference, same run, same topic: an aiokafka consumer that reads the whole events
+   topic and JSON-decodes every envelope, nothing else;
+4. latency: fresh traffic paced at half the measured throughput for a bounded time; each
+   conversion's latency is the mtime of the first Parquet file holding it minus the time
+   its event was sent.
+Targets (issue 7): ≥ 50,000 events/s per worker (ratio to raw ≥ 1/3); p50 < 500 ms,
+p99 < 2 s at half load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.common import WORK, Scale, cpu_seconds, machine, machine_line, say, table
+from bench.common import write_section as write
+from streams.broker import EmbeddedBroker, patch_faust_for_tansu
+from streams.envelope import encode_envelope
+from streams.loader import produce_events
+from streams.routing import group_by_partition
+from streams.runner import Workers
+from streams.settings import StreamSettings, stream_settings
+from streams.stages import device_key
+from streams.worker import prepare, wait_until_landed
+from traffic.generate import TrafficSpec, generate_events
+
+TARGET = 50_000
+LATENCY_SECONDS = 30.0  # the paced phase is bounded in time
+Event = dict[str, Any]
+
+
+def _events(visitors: int, accounts: int, seed: int) -> list[Event]:
+    return list(generate_events(TrafficSpec(seed=seed, b2c_visitors=visitors,
+                                            b2b_accounts=accounts)))
+
+
+def _setup(root: Path, bootstrap: str) -> tuple[StreamSettings, Workers]:
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    stream = {"app_id": name, "topic_prefix": name}
+    config = root / "config.toml"
+    config.write_text("[stream]\n" + "\n".join(f'{k} = "{v}"' for k, v in stream.items()) + "\n")
+    settings = stream_settings({}, **stream)
+    prepare(bootstrap, settings)
+    log = (root / "worker.log").open("ab")
+    return settings, Workers(bootstrap, root / "warehouse", config, log=log)
+
+
+def _send(bootstrap: str, settings: StreamSettings, events: Sequence[Event]) -> int:
+    return asyncio.run(produce_events(bootstrap, settings.topic("events"), settings.partitions,
+                                      events))
+
+
+async def _paced(bootstrap: str, settings: StreamSettings, events: Sequence[Event],
+                 rate: float, limit: float) -> dict[str, float]:
+    """Send at `rate` events/s in 50 ms ticks for at most `limit` seconds; messageId -> sent."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    sent: dict[str, float] = {}
+    per_tick = max(1, int(rate / 20))
+    began = time.monotonic()
+    try:
+        for tick, start in enumerate(range(0, len(events), per_tick)):
+            if time.monotonic() - began > limit:
+                break
+            await asyncio.sleep(max(0.0, began + tick * 0.05 - time.monotonic()))
+            chunk = events[start:start + per_tick]
+            keyed = [(device_key(e) or "", e) for e in chunk]
+            futures = [await producer.send(settings.topic("events"), value=encode_envelope(part),
+                                           partition=partition)
+                       for partition, part in group_by_partition(keyed, settings.partitions,
+                                                                 settings.envelope_max_items)]
+            for future in futures:
+                await future
+            now = time.time()
+            for event in chunk:
+                sent.setdefault(str(event.get("messageId")), now)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def _raw_consume(bootstrap: str, topic: str, partitions: int) -> tuple[int, float]:
+    """Read the whole topic and decode every envelope: the reference rate."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                fetch_max_bytes=16 * 1024 * 1024,
+                                max_partition_fetch_bytes=8 * 1024 * 1024)
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        remaining = {tp for tp in assigned if ends[tp] > 0}
+        events = 0
+        began = time.perf_counter()
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
+            for tp, records in batches.items():
+                for record in records:
+                    body = orjson.loads(record.value or b"{}")
+                    events += len(body.get("events", ()))
+                    if record.offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+        return events, time.perf_counter() - began
+    finally:
+        await consumer.stop()
+
+
+def _landed_times(warehouse: Path, table_name: str, column: str) -> dict[str, float]:
+    first: dict[str, float] = {}
+    for path in (warehouse / table_name).glob("*.parquet"):
+        landed = path.stat().st_mtime
+        for value in pq.read_table(path, columns=[column]).column(column).to_pylist():
+            if value is not None and landed < first.get(value, float("inf")):
+                first[value] = landed
+    return first
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def run(scale: Scale) -> dict[str, Any]:
+    patch_faust_for_tansu()
+    root = WORK / f"stream-{scale.name}"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    events = _events(scale.stream_visitors, scale.stream_accounts, seed=42)
+    warm, main = events[: len(events) // 100], events[len(events) // 100:]
+    with EmbeddedBroker() as broker:
+        settings, workers = _setup(root, broker.bootstrap)
+        workers.start(1)
+        try:
+            _send(broker.bootstrap, settings, warm)
+            wait_until_landed(broker.bootstrap, settings, timeout=scale.timeout, poll=0.2)
+            worker = workers.processes[0].pid
+            cpu_before = cpu_seconds(worker)
+            began = time.perf_counter()
+            _send(broker.bootstrap, settings, main)
+            produced = time.perf_counter() - began
+            wait_until_landed(broker.bootstrap, settings, timeout=scale.timeout, poll=0.2)
+            seconds = time.perf_counter() - began
+            worker_cpu = cpu_seconds(worker) - cpu_before
+            raw_events, raw_seconds = asyncio.run(_raw_consume(
+                broker.bootstrap, settings.topic("events"), settings.partitions))
+
+            rate = len(main) / seconds
+            paced = _events(max(200, scale.stream_visitors // 4), scale.stream_accounts // 4,
+                            seed=4242)
+            sent = asyncio.run(_paced(broker.bootstrap, settings, paced, rate / 2,
+                                      LATENCY_SECONDS))
+            wait_until_landed(broker.bootstrap, settings, timeout=scale.timeout, poll=0.2)
+        finally:
+            workers.stop()
+    landed = _landed_times(root / "warehouse", "conversions", "event_id")
+    latencies = [landed[mid] - at for mid, at in sent.items() if mid in landed]
+    numbers: dict[str, Any] = {"events": len(main), "seconds": seconds, "produce_seconds": produced,
+               "worker_cpu": worker_cpu,
+               "rate": rate, "raw_events": raw_events, "raw_seconds": raw_seconds,
+               "raw_rate": raw_events / raw_seconds, "paced_rate": rate / 2,
+               "paced_events": len(sent), "conversions": len(latencies),
+               "p50": _percentile(latencies, 0.5), "p99": _percentile(latencies, 0.99),
+               "settings": settings}
+    numbers["ratio"] = rate / (raw_events / raw_seconds)
+    report(scale, numbers)
+    shutil.rmtree(root / "warehouse", ignore_errors=True)
+    return numbers
+
+
+def report(scale: Scale, n: Mapping[str, Any]) -> None:
+    settings: StreamSettings = n["settings"]
+    rows = [
+        ("raw aiokafka consumer: read + orjson-decode the events topic", n["raw_events"],
+         n["raw_seconds"], n["raw_rate"], "1.000"),
+        ("**stream end to end, 1 worker** (produce → landed in Parquet)", n["events"],
+         n["seconds"], n["rate"], f"{n['ratio']:.3f}"),
+        ("  of which the loader producing", n["events"], n["produce_seconds"],
+         n["events"] / n["produce_seconds"], "-"),
+        ("  per worker CPU-second (worker process user+sys)", n["events"], n["worker_cpu"],
+         n["events"] / n["worker_cpu"], "-"),
+    ]
+    throughput = "met" if n["rate"] >= TARGET else "NOT met"
+    latency = "met" if n["p50"] < 0.5 and n["p99"] < 2.0 else "NOT met"
+    body = "\n".join([
+        machine_line(machine(), scale.name)
+        + f" One worker, {settings.partitions} partitions, "
+        f"store `{settings.store}`, sink flush {settings.sink_max_seconds}s, embedded Tansu on "
+        "127.0.0.1 (same 2 cores as worker and loader).", "",
+        table(("what", "events", "seconds", "events/s", "ratio to raw"), rows), "",
+        "Wall-clock rates depend on what else shares the cores; the per-CPU-second rate "
+        "much less.", "",
+        f"Throughput target ≥ {TARGET:,} events/s per worker (ratio ≥ 0.333): "
+        f"**{throughput}**.", "",
+        f"Conversion → landed latency at half load ({n['paced_rate']:,.0f} events/s, "
+        f"{n['paced_events']:,} events, {n['conversions']:,} conversions measured): "
+        f"p50 **{n['p50'] * 1000:,.0f} ms**, p99 **{n['p99'] * 1000:,.0f} ms** "
+        f"(target p50 < 500 ms, p99 < 2 s: **{latency}**).",
+    ])
+    write("stream", "Stream (`python -m bench stream`)", body)
+    say(body)
