@@ -257,11 +257,7 @@ class ChannelRules(_Frozen):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            lines = []
-            for err in exc.errors():
-                where = ".".join(["channels", *(str(p) for p in err["loc"])])
-                lines.append(f"  {where}: {err['msg'].removeprefix('Value error, ')}")
-            raise ConfigError("invalid [channels] config:\n" + "\n".join(lines)) from None
+            raise ConfigError.from_validation("[channels] config", exc, "channels") from None
 
 
 OVERRIDE_KEYS = (

@@ -222,6 +222,15 @@ class Config(_Strict):
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message names each bad field."""
 
+    @classmethod
+    def from_validation(cls, what: str, exc: ValidationError, prefix: str = "") -> ConfigError:
+        """One line per bad field, e.g. ``invalid [stream] settings:\n  stream.partitions: ...``."""
+        lines = []
+        for err in exc.errors():
+            where = ".".join([*([prefix] if prefix else []), *(str(p) for p in err["loc"])])
+            lines.append(f"  {where or '(top level)'}: {err['msg'].removeprefix('Value error, ')}")
+        return cls(f"invalid {what}:\n" + "\n".join(lines))
+
 
 def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Override top-level sections; `policies`, `channels`, `collector`, `stream` merge per key."""
@@ -247,8 +256,4 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"  {where}: {err['msg']}")
-        raise ConfigError("invalid config:\n" + "\n".join(lines)) from None
+        raise ConfigError.from_validation("config", exc) from None

@@ -34,5 +34,4 @@ def stream_settings(raw: dict[str, Any], **overrides: Any) -> StreamSettings:
     try:
         return StreamSettings.model_validate({**raw, **overrides})
     except ValidationError as exc:
-        lines = [f"  stream.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError("invalid [stream] settings:\n" + "\n".join(lines)) from None
+        raise ConfigError.from_validation("[stream] settings", exc, "stream") from None

@@ -93,11 +93,7 @@ class CollectorSettings(BaseModel):
         try:
             return cls.model_validate(section)
         except ValidationError as exc:
-            lines = []
-            for err in exc.errors():
-                where = ".".join(str(p) for p in err["loc"]) or "(section)"
-                lines.append(f"  collector.{where}: {err['msg']}")
-            raise ConfigError("invalid [collector] settings:\n" + "\n".join(lines)) from None
+            raise ConfigError.from_validation("[collector] settings", exc, "collector") from None
 
     def with_defaults_filled(self, source: str = "default") -> CollectorSettings:
         """A copy with a random write key (when none is configured) and salt (when unset)."""
