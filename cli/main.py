@@ -11,6 +11,7 @@ app = typer.Typer(
     help="Real-time marketing attribution for B2C and B2B: collect, stitch, credit, analyse.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",  # docstrings wrap to the terminal, `code` shows as code
 )
 
 for module in (batch, stream, collector, analysts, models):

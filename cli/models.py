@@ -48,8 +48,8 @@ def datadriven(
 ) -> None:
     """Compute a data-driven model (Markov removal effects or Shapley values) over every
     journey of the warehouse, converting and not, and land it as a model in the credits
-    table (model markov_o<K> or shapley). Re-running replaces the previous rows; run it
-    again after `attribution reattribute`."""
+    table (model `markov_o1` to `markov_o4`, or `shapley`). Re-running replaces the
+    previous rows; run it again after `attribution reattribute`."""
     import duckdb
 
     from warehouse.datadriven import model_name, run_datadriven
