@@ -50,6 +50,10 @@ class DeviceState:
     touches: dict[str, Touch] = field(default_factory=dict)
     conversions: dict[str, RoutedConversion] = field(default_factory=dict)
     last_time: datetime | None = None
+    # Latest page time of each retained session, by its visit touch id: with the touch's
+    # own time it spans the session, so a page seen again (a client retry) or late inside
+    # it continues that session instead of starting a phantom one.
+    session_ends: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,13 +101,30 @@ def on_event(state: DeviceState, event: WireEvent, time: datetime, config: Confi
         if isinstance(item, IdentityLink):
             out.links.append(item)
         elif isinstance(item, PageHit):
+            if _inside_known_session(state, item.time):
+                continue  # its session is known and routed already
             state.session, touch = step(state.session, item, config.session.timeout, rules)
             if touch is not None:
                 _add_touch(state, touch, config, out)
+            current = state.session.touch_id
+            end = state.session_ends.get(current)
+            state.session_ends[current] = item.time if end is None else max(end, item.time)
         elif isinstance(item, Touch):
             _add_touch(state, item, config, out)
         else:
             _add_conversion(state, item, config, out)
+
+
+def _inside_known_session(state: DeviceState, time: datetime) -> bool:
+    """Whether a page at `time`, earlier than the device's latest page, falls within a
+    retained session's span (what sorted, batch sessionisation also makes a continuation)."""
+    if state.session is None or time >= state.session.last_time:
+        return False
+    for touch_id, end in state.session_ends.items():
+        visit = state.touches.get(touch_id)
+        if visit is not None and visit.time <= time <= end:
+            return True
+    return False
 
 
 def lean(touch: Touch) -> Touch:
@@ -168,6 +189,7 @@ def expire(state: DeviceState, now: datetime, config: Config) -> None:
     """Forget touches and conversions older than the retention (event time)."""
     horizon = now - retention(config)
     state.touches = {k: t for k, t in state.touches.items() if t.time >= horizon}
+    state.session_ends = {k: e for k, e in state.session_ends.items() if k in state.touches}
     state.conversions = {
         k: c for k, c in state.conversions.items() if c.conversion.time >= horizon
     }

@@ -118,6 +118,7 @@ def device_to(state: DeviceState) -> Json:
         "touches": [touch_to(t) for t in state.touches.values()],
         "conversions": [routed_to(c) for c in state.conversions.values()],
         "last_time": state.last_time.isoformat() if state.last_time else None,
+        "session_ends": {k: end.isoformat() for k, end in state.session_ends.items()},
     }
 
 
@@ -137,6 +138,8 @@ def device_from(data: Json) -> DeviceState:
         touches={t.event_id: t for t in touches},
         conversions={c.conversion.conversion_id: c for c in conversions},
         last_time=_time(data.get("last_time")),
+        session_ends={k: datetime.fromisoformat(end)
+                      for k, end in data.get("session_ends", {}).items()},
     )
 
 

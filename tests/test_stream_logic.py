@@ -85,6 +85,28 @@ def test_redelivered_events_change_nothing() -> None:
     assert credit_map(sim.latest_credits()) == before
 
 
+def test_page_redelivered_after_a_later_session_starts_no_phantom_session() -> None:
+    # A client retries a batch whose answer was lost; meanwhile a later batch landed, so the
+    # retried page (a continuation, never a touch) arrives after a page 40 minutes later.
+    first = [page("s1", 0, "v5", referrer="https://www.google.com/"), page("s2", 10, "v5")]
+    later = [page("s3", 50, "v5", "https://shop.example/?utm_source=tiktok&utm_medium=paid_social"),
+             track("o5", 55, "Order Completed", {"order_id": "C-1", "revenue": 20}, anon="v5")]
+    sim = stream([*first, *later, first[1]], one_by_one=True)
+    assert sorted(sim.devices["v5"].touches) == ["s1", "s3"]
+    assert credit_map(sim.latest_credits()) == credit_map(batch_credits([*first, *later]))
+
+
+def test_late_page_inside_a_long_session_continues_it_as_in_batch() -> None:
+    # Pages every 20 minutes keep one session alive for an hour; a page at minute 5 that
+    # arrives last is 55 minutes from the latest page, but inside the session's span.
+    events = [page("l0", 0, "v6", referrer="https://www.bing.com/"), page("l2", 20, "v6"),
+              page("l4", 40, "v6"), page("l6", 60, "v6"), page("l1", 5, "v6"),
+              track("o6", 61, "Order Completed", {"order_id": "C-2", "revenue": 5}, anon="v6")]
+    sim = stream(events, one_by_one=True)
+    assert list(sim.devices["v6"].touches) == ["l0"]
+    assert credit_map(sim.latest_credits()) == credit_map(batch_credits(events))
+
+
 def test_second_contact_touches_count_for_the_account_deal() -> None:
     day = 1440
     events = [
