@@ -34,14 +34,18 @@ def parse_duration(value: Any) -> timedelta:
         return value
     if isinstance(value, bool):
         raise ValueError("a duration is a string like '7d' or a number of seconds")
+    seconds: float | None = None
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        seconds = value
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds is not None:
+        try:
+            return timedelta(seconds=seconds)
+        except OverflowError:  # timedelta ends at 999,999,999 days; found by fuzzing
+            raise ValueError(f"{value!r} is too long a duration") from None
     raise ValueError(f"{value!r} is not a duration; use e.g. '30m', '7d', '12h', '2w'")
 
 

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from attribution.policy import ConfigError
-from cli.options import BrokerOpt, ConfigOpt, WarehouseOpt, err, read_config_text
+from cli.options import (
+    BrokerOpt,
+    ConfigOpt,
+    LogFormatOpt,
+    WarehouseOpt,
+    err,
+    log_format_of,
+    read_config_text,
+)
 
 if TYPE_CHECKING:
     from attribution.policy import Config
@@ -36,11 +44,15 @@ def collector(
     host: HostOpt = None,
     port: PortOpt = None,
     write_key: WriteKeyOpt = None,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Run the Segment-compatible collector alone against a broker (scale out behind a
     load balancer). Creates the stream's topics if they are missing. SIGHUP re-reads
-    --config (write keys, CORS, bots, limits)."""
+    --config (write keys, CORS, bots, limits). Serves /metrics, /healthz, /readyz too."""
     from streams.broker import broker_from_env
+    from streams.logs import setup_logging
+
+    setup_logging(log_format_of(log_format))
 
     text = read_config_text(config)
     loaded, stream = _load(text)

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from streams.logs import LogFormat, resolve_format
+
 err = Console(stderr=True)
 
 WarehouseOpt = Annotated[Path, typer.Option("--warehouse", "-w", help="Warehouse directory.")]
@@ -19,6 +21,19 @@ BrokerOpt = Annotated[
     typer.Option("--broker", "-b", help="Kafka bootstrap servers; default $KAFKA_BROKER, "
                  "else an embedded Tansu broker on 127.0.0.1."),
 ]
+
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option("--log-format", help="Log lines as 'json' (one object per line) or 'human'; "
+                 "default $ATTRIBUTION_LOG_FORMAT, else json."),
+]
+
+
+def log_format_of(flag: str | None) -> LogFormat:
+    try:
+        return resolve_format(flag)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def read_config_text(path: Path | None) -> str | None:

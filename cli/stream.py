@@ -9,7 +9,15 @@ import orjson
 import typer
 from rich.console import Console
 
-from cli.options import BrokerOpt, ConfigOpt, WarehouseOpt, err, read_config_text
+from cli.options import (
+    BrokerOpt,
+    ConfigOpt,
+    LogFormatOpt,
+    WarehouseOpt,
+    err,
+    log_format_of,
+    read_config_text,
+)
 
 
 def worker(
@@ -20,6 +28,10 @@ def worker(
     session_timeout: Annotated[
         float | None, typer.Option(help="Consumer session timeout, seconds.")] = None,
     loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "WARNING",
+    log_format: LogFormatOpt = None,
+    ops_port: Annotated[int | None, typer.Option(
+        min=0, max=65535, help="Port of /metrics, /healthz, /readyz (0: any free port); "
+        "default [stream] ops_port.")] = None,
 ) -> None:
     """Run one stream worker against a broker (start several to scale out)."""
     from streams.broker import broker_from_env
@@ -34,7 +46,10 @@ def worker(
         overrides["partitions"] = partitions
     if session_timeout is not None:
         overrides["session_timeout"] = session_timeout
-    run_worker(bootstrap, warehouse, read_config_text(config), loglevel, **overrides)
+    if ops_port is not None:
+        overrides["ops_port"] = ops_port
+    run_worker(bootstrap, warehouse, read_config_text(config), loglevel,
+               log_format_of(log_format), **overrides)
 
 
 def _write_stream_config(path: Path, base: Path | None, **stream: object) -> Path:

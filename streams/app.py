@@ -33,6 +33,8 @@ from streams.broker import faust_url, patch_faust_for_tansu
 from streams.envelope import EnvelopeError
 from streams.envelope import decode_body as decode
 from streams.envelope import encode_body as encode
+from streams.erase import ERASE, marker_ids, scrub_device, scrub_journey, scrub_link
+from streams.metrics import WorkerMetrics
 from streams.routing import group_by_partition, partition_for
 from streams.settings import StreamSettings
 from streams.sink import land_rows
@@ -45,15 +47,18 @@ log = logging.getLogger("attribution.stream")
 
 
 def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
-               bootstrap: str, warehouse: Path) -> faust.App:
+               bootstrap: str, warehouse: Path,
+               metrics: WorkerMetrics | None = None) -> faust.App:
     faust_codecs.register()
     patch_faust_for_tansu()
     names = topic_names(settings)
     partitions = settings.partitions
+    settings.state_path().mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = faust.App(
         settings.app_id,
         broker=faust_url(bootstrap),
         store=settings.store,
+        datadir=str(settings.state_path()),
         web_enabled=False,
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
@@ -65,6 +70,8 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
     )
+    metrics = metrics or WorkerMetrics()
+    app.monitor = metrics.monitor  # Faust's Prometheus sensors, on the worker's registry
 
     def raw_topic(name: str, count: int) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -114,6 +121,8 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
                         partition=partition % partitions)
         await landing.send(value=encode(rows={"rejected": [row]}),
                            partition=partition % partitions)
+        metrics.dead_letters.labels(where.split(":")[0], "stage_failed" if "stage failed" in
+                                    reason else "bad_envelope").inc()
 
     watermarks: dict[str, datetime] = {}
     last_eviction: dict[str, float] = {}
@@ -126,10 +135,15 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
                 settings.eviction_interval.total_seconds()):
             return
         last_eviction[name] = clock
-        for key, state in list(table.items()):
+        items = list(table.items())
+        evicted = 0
+        for key, state in items:
             if state is not None and partition_for(key, partitions) == partition and idle(
                     state, now, config):
                 del table[key]
+                evicted += 1
+        metrics.state_keys.labels(name).set(len(items) - evicted)
+        metrics.evictions.labels(name).inc(evicted)
 
     async def commit(out: StageOutput, table: Any, name: str, partition: int,
                      idle: Any) -> None:
@@ -137,8 +151,31 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
         for key, state in out.states.items():
             table[key] = state
             _advance(watermarks, name, state)
+        metrics.produced(name, names, out)
         await emit(out, partition)
         evict(table, partition, name, idle)
+
+    def scrub_partition(table: Any, partition: int, count: int, ids: frozenset[str],
+                        scrub: Any) -> None:
+        """Apply an erase marker to this partition's keys: tombstone or rewrite."""
+        for key, state in list(table.items()):
+            if state is None or partition_for(key, count) != partition:
+                continue
+            scrubbed = scrub(key, state, ids)
+            if scrubbed is None:
+                del table[key]
+            elif scrubbed is not state:
+                table[key] = scrubbed
+
+    async def erase_devices(payload: dict[str, Any], partition: int) -> None:
+        """Scrub this partition's devices, then pass the marker on behind anything already
+        sent for those ids (see streams.erase)."""
+        scrub_partition(devices_table, partition, partitions, marker_ids(payload), scrub_device)
+        marker = encode(erase=payload[ERASE])
+        for target in range(partitions):
+            await journeys.send(value=marker, partition=target)
+        await identity.send(value=marker, partition=0)
+        log.info("erasure %s applied to %s:%d", payload[ERASE].get("id"), names.events, partition)
 
     @app.agent(events)
     async def devices(stream: faust.StreamT[bytes]) -> None:
@@ -147,9 +184,13 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
             where = f"{names.events}:{partition}:{event.message.offset}"
             try:
                 payload = decode(event.value)
+                if ERASE in payload:
+                    await erase_devices(payload, partition)
+                    continue
             except EnvelopeError as exc:
                 await dead_letter(event.value, where, str(exc), partition)
                 continue
+            metrics.consumed("devices", names.events, payload)
             try:
                 out = devices_message(devices_table.get, payload, where, config, rules)
             except Exception as exc:  # a bug must not lose the message: dead-letter it
@@ -174,17 +215,23 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
         async for event in stream.events():
             try:
                 payload = decode(event.value)
+                if ERASE in payload:
+                    scrub_partition(links_table, 0, 1, marker_ids(payload), scrub_link)
+                    graph_box.clear()  # rebuilt from the scrubbed table
+                    continue
                 links = [codec.link_from(item) for item in payload.get("links", [])]
             except (EnvelopeError, ValueError) as exc:
                 where = f"{names.identity}:0:{event.message.offset}"
                 await dead_letter(event.value, where, f"bad identity envelope: {exc}", 0)
                 continue
+            metrics.consumed("identities", names.identity, payload)
             graph = identity_graph()
             fresh = [link for link in links if _link_key(link) not in links_table]
             for link in fresh:
                 links_table[_link_key(link)] = link
             out = identity_message(graph, fresh) if fresh else StageOutput()
             graph_size["links"] = len(links_table)
+            metrics.produced("identities", names, out)
             await emit(out, 0)
 
     @app.agent(journeys)
@@ -193,8 +240,13 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
             partition = event.message.partition
             where = f"{names.journeys}:{partition}:{event.message.offset}"
             try:
-                out = journeys_message(journeys_table.get, decode(event.value).get("deltas", []),
-                                       config)
+                payload = decode(event.value)
+                if ERASE in payload:
+                    scrub_partition(journeys_table, partition, partitions, marker_ids(payload),
+                                    scrub_journey)
+                    continue
+                metrics.consumed("journeys", names.journeys, payload)
+                out = journeys_message(journeys_table.get, payload.get("deltas", []), config)
             except Exception as exc:
                 log.exception("journey stage failed on %s", where)
                 await dead_letter(event.value, where, f"journey stage failed: {exc!r}", partition)
@@ -218,24 +270,32 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
             rows: dict[str, list[dict[str, Any]]] = {}
             for data in batch:
                 try:
-                    for table, table_rows in decode(data).get("rows", {}).items():
+                    payload = decode(data)
+                    metrics.consumed("sink", names.landing, payload)
+                    for table, table_rows in payload.get("rows", {}).items():
                         rows.setdefault(table, []).extend(table_rows)
                 except EnvelopeError as exc:
                     log.error("dropping malformed landing envelope: %s", exc)
-            await _land_with_retry(warehouse, rows, settings.sink_retry_max_seconds)
+            started = time.monotonic()
+            await _land_with_retry(warehouse, rows, settings.sink_retry_max_seconds, metrics)
+            metrics.landed(rows, time.monotonic() - started)
 
     return app
 
 
 async def _land_with_retry(root: Path, rows: dict[str, list[dict[str, Any]]],
-                           max_delay: float) -> None:
-    """Offsets are acked only after this returns, so keep trying: never skip data."""
+                           max_delay: float, metrics: WorkerMetrics) -> None:
+    """Offsets are acked only after this returns, so keep trying: never skip data.
+    The failure shows in the log, /metrics and /healthz until a retry succeeds."""
     delay = 0.1
     while True:
         try:
             await asyncio.to_thread(land_rows, root, rows)
+            metrics.sink_state(False)
             return
         except OSError as exc:
+            metrics.landing_errors.inc()
+            metrics.sink_state(True)
             log.error("landing failed (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)

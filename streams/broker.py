@@ -138,6 +138,8 @@ class EmbeddedBroker:
     start()/stop(). All data is lost when it stops. Tansu drains open client
     connections on SIGTERM, which nothing bounds, so stop() SIGKILLs it after
     stop_timeout; with memory storage there is nothing to lose by that.
+    advertised_port: the port clients are told to connect to (metadata), when something
+    such as a proxy forwards it to the listening port; default: the listening port.
     """
 
     def __init__(
@@ -147,8 +149,10 @@ class EmbeddedBroker:
         binary: str | None = None,
         startup_timeout: float = 15.0,
         stop_timeout: float = 1.0,
+        advertised_port: int | None = None,
     ) -> None:
         self._requested_port = port
+        self._advertised_port = advertised_port
         self._binary = binary
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
@@ -204,13 +208,14 @@ class EmbeddedBroker:
         if not _port_is_free(port):
             raise BrokerError(f"port {port} on {LOOPBACK} is already in use")
         listener = f"tcp://{LOOPBACK}:{port}"
+        advertised = f"tcp://{LOOPBACK}:{self._advertised_port or port}"
         command = [
             self._binary or _resolve_tansu(),
             "broker",
             "--listener-url",
             listener,
             "--advertised-listener-url",
-            listener,
+            advertised,
             "--storage-engine",
             "memory://tansu/",
         ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,15 +21,30 @@ class StreamSettings(BaseModel):
     replication_factor: int = Field(default=1, ge=1)
     retention: Duration = timedelta(days=7)  # of the data topics; changelogs keep everything
     store: str = "memory://"  # "rocksdb://" in production (needs the rocksdict extra)
+    # Faust's data directory (RocksDB files): "" = <temp dir>/attribution-state/<app_id>,
+    # never the working directory. Local state is a cache, rebuilt from the changelogs.
+    state_dir: str = ""
     session_timeout: Duration = timedelta(seconds=10)  # Faust joins after about half of it
     envelope_max_items: int = Field(default=1000, ge=1)
     sink_max_rows: int = Field(default=50_000, ge=1)
     sink_max_seconds: float = Field(default=1.0, gt=0)
     sink_retry_max_seconds: float = Field(default=30.0, gt=0)
     eviction_interval: Duration = timedelta(seconds=30)
+    # Worker HTTP endpoint: /metrics, /healthz, /readyz (port 0: any free port, logged).
+    ops_host: str = "127.0.0.1"
+    ops_port: int = Field(default=0, ge=0, le=65535)
+    # `attribution status` exits non-zero past these (records not yet committed; records
+    # on the dead-letter topic, None: never).
+    alert_max_lag: int = Field(default=10_000, ge=0)
+    alert_max_dead_letters: int | None = Field(default=None, ge=0)
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}.{name}"
+
+    def state_path(self) -> Path:
+        if self.state_dir:
+            return Path(self.state_dir).expanduser()
+        return Path(tempfile.gettempdir()) / "attribution-state" / self.app_id
 
 
 def stream_settings(raw: dict[str, Any], **overrides: Any) -> StreamSettings:

@@ -129,6 +129,18 @@ TABLES: dict[str, pa.Schema] = {
             _field("landed_at", TIMESTAMP),  # auto-filled
         ]
     ),
+    "erasures": pa.schema(  # audit of `attribution erase`: counts only, never the ids
+        [
+            _str("erasure_id"),
+            _field("requested_at", TIMESTAMP),
+            _str("subject"),  # user_id | anonymous_id | account_id
+            _field("ids_erased", pa.int64()),
+            _str("rows_removed"),  # JSON text: table -> rows removed
+            _field("files_rewritten", pa.int64()),
+            _field("stream_state", pa.bool_()),  # live stream state erased too
+            _field("landed_at", TIMESTAMP),  # auto-filled
+        ]
+    ),
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.wire import EventRejected, parse_event
 from streams.collector.bots import BotFilter
@@ -208,7 +210,7 @@ class Outcome:
 def _reject(state: CollectorState, outcome: Outcome, index: int, errors: list[dict[str, str]]
             ) -> None:
     for err in errors:
-        state.stats.rejected[err["field"]] += 1
+        state.stats.reject(err["field"])
     if outcome.rejected is None:
         outcome.rejected = []
     outcome.rejected.append({"index": index, "errors": errors})
@@ -247,7 +249,7 @@ async def accept_events(state: CollectorState, request: web.Request, raws: list[
             continue
         if state.bots.event_is_bot(raw, agent):
             outcome.dropped += 1
-            state.stats.bots[source] += 1
+            state.stats.bot(source)
             continue
         if event_type is not None:
             raw = {**raw, "type": event_type}
@@ -269,7 +271,7 @@ async def accept_events(state: CollectorState, request: web.Request, raws: list[
                     in group_by_partition(keyed, partitions, ENVELOPE_MAX_EVENTS)]
         await state.producer.send_all(settings.topic, messages)
     outcome.accepted = len(keyed)
-    state.stats.accepted[source] += outcome.accepted
+    state.stats.accept(source, outcome.accepted)
     return outcome
 
 
@@ -350,14 +352,14 @@ async def handle_pixel(request: web.Request) -> web.Response:
     try:
         await _pixel_event(state, request)
     except PixelError as exc:
-        state.stats.pixel_errors[exc.reason] += 1
+        state.stats.pixel_error(exc.reason)
     except BrokerUnavailable:
-        state.stats.pixel_errors["broker_unavailable"] += 1
+        state.stats.pixel_error("broker_unavailable")
     except RequestError as exc:
-        state.stats.pixel_errors[exc.code] += 1
+        state.stats.pixel_error(exc.code)
     except Exception:  # whatever happens, the image is served
         log.exception("pixel request failed")
-        state.stats.pixel_errors["internal"] += 1
+        state.stats.pixel_error("internal")
     return web.Response(body=TRANSPARENT_GIF, content_type="image/gif", headers=NO_CACHE_HEADERS)
 
 
@@ -426,6 +428,12 @@ async def handle_healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+async def handle_metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition of this collector's registry (see streams.collector.stats)."""
+    body = generate_latest(request.app[STATE].stats.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 async def handle_readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if await state.producer.ready():
@@ -442,6 +450,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def cors_and_stats(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
+    started = time.perf_counter()
     origin = request.headers.get("Origin")
     allowed = origin is not None and state.origin_allowed(origin)
     response: web.StreamResponse
@@ -466,7 +475,10 @@ async def cors_and_stats(request: web.Request, handler: Handler) -> web.StreamRe
         response.headers["Access-Control-Allow-Credentials"] = "true"
         response.headers["Access-Control-Expose-Headers"] = "Retry-After"
     response.headers["Vary"] = "Origin"
-    state.stats.request(response.status)
+    route = request.match_info.route  # labelled by handler: "/v1/{kind}" serves two
+    name: object = getattr(route.handler, "__name__", None) if route.resource else None
+    state.stats.request(response.status, str(name).removeprefix("handle_") if name else None,
+                        time.perf_counter() - started)
     return response
 
 
@@ -485,4 +497,5 @@ def create_app(settings: CollectorSettings, producer: EnvelopeSink) -> web.Appli
     app.router.add_get("/v1/projects/{write_key}/settings", handle_project_settings)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_readyz)
+    app.router.add_get("/metrics", handle_metrics)
     return app

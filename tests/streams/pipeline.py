@@ -41,7 +41,7 @@ class Pipeline:
         prepare(self.bootstrap, self.settings)
         self._log = (self.root / "workers.log").open("ab")
         self.workers = Workers(self.bootstrap, self.root / "warehouse", config, log=self._log,
-                               extra=["--loglevel", "INFO"])
+                               extra=["--loglevel", "INFO", "--log-format", "human"])
 
     @property
     def warehouse(self) -> Path:
@@ -51,8 +51,13 @@ class Pipeline:
         return asyncio.run(produce_events(self.bootstrap, self.settings.topic("events"),
                                           self.partitions, events, chunk=500))
 
-    def wait(self, timeout: float = 90.0) -> float:
-        return wait_until_landed(self.bootstrap, self.settings, timeout=timeout, poll=0.3)
+    def wait(self, timeout: float = 180.0) -> float:
+        """Until everything landed; the bound is for a loaded CI machine, not an expectation.
+        On timeout the workers' log tail goes into the error, to tell a hang from slowness."""
+        try:
+            return wait_until_landed(self.bootstrap, self.settings, timeout=timeout, poll=0.3)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; workers' log ends:\n{self.log_text()[-4000:]}") from None
 
     def kill(self, index: int = 0) -> None:
         """SIGKILL: no flush, no commit, no goodbye."""

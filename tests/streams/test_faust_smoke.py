@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ FAUST_TEST_SETTINGS: dict[str, Any] = {
 
 def make_counting_app(app_id: str, broker_url: str) -> tuple[faust.App, Any]:
     """An app whose agent counts events per routing key and emits the running total."""
-    app = faust.App(app_id, broker=broker_url, **FAUST_TEST_SETTINGS)
+    datadir = Path(tempfile.gettempdir()) / "attribution-state" / app_id  # not the cwd
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(app_id, broker=broker_url, datadir=str(datadir), **FAUST_TEST_SETTINGS)
     source = app.topic(f"{app_id}-in", value_serializer="raw", key_serializer="raw")
     sink = app.topic(f"{app_id}-out", value_serializer="raw", key_serializer="raw")
     dead_letters = app.topic(f"{app_id}-dlq", value_serializer="raw", key_serializer="raw")

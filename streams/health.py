@@ -1,0 +1,108 @@
+"""The worker's operations endpoint: /metrics, /healthz, /readyz on a small aiohttp server.
+
+Faust's own web server stays disabled (its table views would expose state), so the
+worker runs this one as a service of the Faust worker: it starts before the app joins
+its group (probes answer during recovery) and stops after it has left. It runs on
+Faust's event loop, so a /healthz answer also proves the loop is not stuck. The bound
+URL is logged and written to ``WAREHOUSE/_ops/<host>-<pid>.json`` (port 0: any free port).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import faust
+import orjson
+from aiohttp import web
+from mode import Service
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.metrics import WorkerMetrics
+
+log = logging.getLogger("attribution.ops")
+OPS_DIR = "_ops"
+
+
+def readiness(app: faust.App) -> tuple[bool, str]:
+    """Ready = partitions assigned and every table recovered, no rebalance under way."""
+    if getattr(app, "rebalancing", False):
+        return False, "rebalancing"
+    recovery: Any = getattr(app.tables, "recovery", None)  # TableManager's, not in its type
+    if getattr(app, "in_recovery", False) or recovery is None or (
+            not recovery.completed.is_set()):
+        return False, "recovering tables"
+    try:
+        assigned = app.consumer.assignment()
+    except Exception:  # the consumer is not started yet
+        return False, "starting"
+    if not assigned:
+        return False, "no partitions assigned"
+    return True, "ready"
+
+
+def announce_file(warehouse: Path) -> Path:
+    return warehouse / OPS_DIR / f"{socket.gethostname()}-{os.getpid()}.json"
+
+
+class OpsServer(Service):
+    """Serves the endpoint for the lifetime of the Faust worker it is handed to."""
+
+    def __init__(self, app: faust.App, metrics: WorkerMetrics, host: str, port: int,
+                 warehouse: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.metrics = metrics
+        self.host = host
+        self.port = port
+        self.warehouse = warehouse
+        self.url: str | None = None
+        self._runner: web.AppRunner | None = None
+
+    def web_app(self) -> web.Application:
+        web_app = web.Application()
+        web_app.router.add_get("/metrics", self.handle_metrics)
+        web_app.router.add_get("/healthz", self.handle_healthz)
+        web_app.router.add_get("/readyz", self.handle_readyz)
+        return web_app
+
+    async def handle_metrics(self, request: web.Request) -> web.Response:
+        self.metrics.ready.set(1 if readiness(self.app)[0] else 0)
+        return web.Response(body=generate_latest(self.metrics.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def handle_healthz(self, request: web.Request) -> web.Response:
+        # Alive even while the sink retries (a restart would not fix a full disk).
+        body = {"status": "ok", "sink_failing": self.metrics.sink_is_failing}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def handle_readyz(self, request: web.Request) -> web.Response:
+        ready, why = readiness(self.app)
+        self.metrics.ready.set(1 if ready else 0)
+        return web.Response(body=orjson.dumps({"status": why}), status=200 if ready else 503,
+                            content_type="application/json")
+
+    async def on_start(self) -> None:
+        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        host, port = self._runner.addresses[0][:2]
+        if host in ("0.0.0.0", "::"):  # listening everywhere: announce a reachable name
+            host = socket.gethostname()
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        log.info("ops endpoint on %s (/metrics /healthz /readyz)", self.url)
+        if self.warehouse is not None:
+            path = announce_file(self.warehouse)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(orjson.dumps({"url": self.url, "pid": os.getpid(),
+                                           "host": socket.gethostname()}))
+
+    async def on_stop(self) -> None:
+        if self.warehouse is not None:
+            announce_file(self.warehouse).unlink(missing_ok=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,137 @@
+"""What `attribution status` reports: per-partition offsets and lag of the stream's consumer
+group, its members, dead letters and the newest landed file; and whether to alert.
+
+Gathered from the broker (admin API and true end offsets, see streams.broker) and, when
+given, the warehouse directory (landed files, announced worker endpoints).
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.broker import log_end_offsets
+from streams.health import OPS_DIR
+from streams.settings import StreamSettings
+from streams.topics import topic_names
+from warehouse.layout import EMPTY_FILE_NAME
+
+
+@dataclass(frozen=True)
+class PartitionStatus:
+    topic: str
+    partition: int
+    end_offset: int
+    committed: int | None  # None: the group never committed here (or does not consume it)
+    consumed: bool = True  # False for the dead-letter topic: operators read it, no agent
+
+    @property
+    def lag(self) -> int:
+        return max(self.end_offset - (self.committed or 0), 0) if self.consumed else 0
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    group: str
+    partitions: list[PartitionStatus]
+    members: list[str] = field(default_factory=list)  # as the broker reports the group
+    workers: list[str] = field(default_factory=list)  # endpoints announced and answering
+    last_landed: datetime | None = None
+
+    @property
+    def lag(self) -> int:
+        return sum(p.lag for p in self.partitions)
+
+    @property
+    def dead_letters(self) -> int:
+        """Records on the dead-letter topic (each an envelope of one or more rejects)."""
+        return sum(p.end_offset for p in self.partitions if not p.consumed)
+
+    def problems(self, max_lag: int, max_dead_letters: int | None) -> list[str]:
+        """Why an operator should look; empty when all is well."""
+        found = []
+        if self.lag > max_lag:
+            found.append(f"lag {self.lag} > {max_lag}")
+        if max_dead_letters is not None and self.dead_letters > max_dead_letters:
+            found.append(f"dead letters {self.dead_letters} > {max_dead_letters}")
+        return found
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "group": self.group, "lag": self.lag, "dead_letters": self.dead_letters,
+            "members": self.members, "workers": self.workers,
+            "last_landed": self.last_landed.isoformat() if self.last_landed else None,
+            "partitions": [{"topic": p.topic, "partition": p.partition,
+                            "end_offset": p.end_offset, "committed": p.committed,
+                            "lag": p.lag} for p in self.partitions],
+        }
+
+
+async def gather_status(bootstrap: str, settings: StreamSettings,
+                        warehouse: Path | None = None) -> StreamStatus:
+    names = topic_names(settings)
+    consumed = [names.events, names.identity, names.journeys, names.landing]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        counts = await _partition_counts(admin, [*consumed, names.dead])
+        partitions = [TopicPartition(t, i) for t, n in counts.items() for i in range(n)]
+        group_tps = [tp for tp in partitions if tp.topic != names.dead]
+        committed = await admin.list_consumer_group_offsets(settings.app_id,
+                                                            partitions=group_tps)
+        members = await _members(admin, settings.app_id)
+    finally:
+        await admin.close()
+    ends = await log_end_offsets(bootstrap, partitions)
+    rows = []
+    for tp in partitions:
+        meta = committed.get(tp)
+        offset = meta.offset if meta is not None and meta.offset >= 0 else None
+        rows.append(PartitionStatus(tp.topic, tp.partition, ends[tp], offset,
+                                    consumed=tp.topic != names.dead))
+    return StreamStatus(settings.app_id, rows, members,
+                        announced_workers(warehouse) if warehouse else [],
+                        last_landed(warehouse) if warehouse else None)
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    described = await admin.describe_topics(topics)
+    return {t["topic"]: len(t["partitions"]) for t in described
+            if t["error_code"] == 0 and t["partitions"]}
+
+
+async def _members(admin: AIOKafkaAdminClient, group: str) -> list[str]:
+    described = await admin.describe_consumer_groups([group])
+    out: list[str] = []
+    for response in described:
+        for _error, _group, _state, _ptype, _proto, members, *_ in response.groups:
+            out.extend(f"{m[2] or '?'} {m[1] or m[0]}".strip() for m in members)
+    return out
+
+
+def last_landed(warehouse: Path) -> datetime | None:
+    """Modification time of the newest landed Parquet file (not temp or schema files)."""
+    times = [p.stat().st_mtime for p in warehouse.glob("*/*.parquet")
+             if not p.name.startswith(".") and p.name != EMPTY_FILE_NAME]
+    return datetime.fromtimestamp(max(times), UTC) if times else None
+
+
+def announced_workers(warehouse: Path, timeout: float = 2.0) -> list[str]:
+    """Endpoints workers announced in the warehouse that answer /healthz now."""
+    alive = []
+    for path in sorted((warehouse / OPS_DIR).glob("*.json")):
+        try:
+            url = str(orjson.loads(path.read_bytes())["url"])
+            with urllib.request.urlopen(f"{url}/healthz", timeout=timeout) as resp:
+                if resp.status == 200:
+                    alive.append(url)
+        except (OSError, ValueError, KeyError):
+            continue  # a stale file of a worker that died
+    return alive
