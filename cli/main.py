@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import analysts, batch, collector, models, ops, privacy, stream
+from cli import analysts, batch, collector, maintenance, models, ops, privacy, stream
 
 app = typer.Typer(
     name="attribution",
@@ -14,7 +14,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",  # docstrings wrap to the terminal, `code` shows as code
 )
 
-for module in (batch, stream, collector, analysts, models, privacy, ops):
+for module in (batch, stream, collector, analysts, models, privacy, ops, maintenance):
     for command in module.COMMANDS:
         app.command()(command)
     for group in getattr(module, "GROUPS", ()):

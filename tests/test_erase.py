@@ -23,9 +23,10 @@ from attribution.journey import CreditedConversion, JourneyState
 from schemas.records import Conversion, IdentityLink, LinkKind, Touch
 from streams.erase import marker_ids, scrub_device, scrub_journey, scrub_link
 from tests.test_batch import B2C_JOURNEY, T0, group, identify, page, track
-from warehouse.erase import erase_warehouse, landed_files
+from warehouse.erase import erase_warehouse
 from warehouse.landing import land
-from warehouse.layout import TABLES, ensure_layout
+from warehouse.layout import TABLES, ensure_layout, landed_files
+from warehouse.lock import LOCK_FILE
 from warehouse.query import run_query
 from warehouse.replay import land_result
 from warehouse.views import create_views
@@ -102,7 +103,7 @@ def test_erase_user_removes_the_person_everywhere_and_nothing_else(tmp_path: Pat
     assert report["rows_removed"]["touches"] == 3 and report["rows_removed"]["rejected"] == 1
     # Files without the person were not rewritten; no temp file is left behind.
     assert all(p.read_bytes() == content for p, content in other_files.items())
-    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file() and p.name != LOCK_FILE]
     # The audit row: counts, never the ids.
     columns, audit = run_query(tmp_path, "SELECT * FROM erasures")
     assert len(audit) == 1

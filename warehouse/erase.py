@@ -30,7 +30,8 @@ import pyarrow.parquet as pq
 from schemas.records import LinkKind
 from streams.erase import journey_keys
 from warehouse.landing import land
-from warehouse.layout import EMPTY_FILE_NAME, fsync_dir, table_dir, write_parquet_atomic
+from warehouse.layout import fsync_dir, landed_files, write_parquet_atomic
+from warehouse.lock import maintenance_lock
 
 
 class Subject(StrEnum):
@@ -46,15 +47,6 @@ class ErasureReport:
 
 
 Mask = Callable[[pa.Table], pa.ChunkedArray | pa.Array]
-
-
-def landed_files(root: Path, table: str) -> list[Path]:
-    """The files readers see (``*.parquet``, no hidden temp files), schema file excluded."""
-    directory = table_dir(root, table)
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.glob("*.parquet")
-                  if p.name != EMPTY_FILE_NAME and not p.name.startswith("."))
 
 
 def person_ids(root: Path, start: str) -> frozenset[str]:
@@ -128,7 +120,13 @@ def _erase_table(root: Path, table: str, mask: Mask, report: ErasureReport,
 
 
 def erase_warehouse(root: Path, ids: frozenset[str]) -> ErasureReport:
-    """Remove every landed row that mentions ``ids`` (see the module docstring)."""
+    """Remove every landed row that mentions ``ids`` (see the module docstring). Holds the
+    maintenance lock: a compaction running meanwhile could merge erased rows back."""
+    with maintenance_lock(root):
+        return _erase_all(root, ids)
+
+
+def _erase_all(root: Path, ids: frozenset[str]) -> ErasureReport:
     report = ErasureReport()
     touches = _erase_table(root, "touches",
                            _any_in("anonymous_id", "person_id", "account_id", values=ids),

@@ -192,6 +192,15 @@ def write_parquet_atomic(table: Any, final: Path) -> Path:
     return final
 
 
+def landed_files(root: Path, table: str) -> list[Path]:
+    """The files readers see (``*.parquet``, no hidden temp files), schema file excluded."""
+    directory = table_dir(root, table)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*.parquet")
+                  if p.name != EMPTY_FILE_NAME and not p.name.startswith("."))
+
+
 def ensure_table(root: Path, table: str) -> Path:
     """Create ``root/table/`` with its schema-only file; rewrite that file if the schema changed."""
     schema = schema_of(table)
