@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from attribution.policy import Config
 from schemas.records import IdentityLink
 from streams import codec, faust_codecs
 from streams.broker import faust_url, patch_faust_for_tansu
-from streams.envelope import EnvelopeError
+from streams.envelope import EnvelopeError, bounded
 from streams.envelope import decode_body as decode
 from streams.envelope import encode_body as encode
 from streams.erase import ERASE, marker_ids, scrub_device, scrub_journey, scrub_link
@@ -91,34 +91,42 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
     journeys_table = table("journeys", faust_codecs.JOURNEY, partitions)
     links_table = table("identity-links", faust_codecs.LINK, 1)
 
+    async def send_bounded(topic: faust.TopicT, field: str, items: Sequence[Any],
+                           partition: int) -> None:
+        """One envelope, or several when it would pass the message size limit."""
+        for data in bounded(items, lambda chunk: encode(**{field: list(chunk)}),
+                            settings.max_message_bytes):
+            await topic.send(value=data, partition=partition)
+
     async def send_partitioned(topic: faust.TopicT, items: Iterable[tuple[str, Any]],
                                field: str) -> None:
         for partition, chunk in group_by_partition(items, partitions,
                                                    settings.envelope_max_items):
-            await topic.send(value=encode(**{field: chunk}), partition=partition)
+            await send_bounded(topic, field, chunk, partition)
 
     async def emit(out: StageOutput, partition: int) -> None:
         if out.links:
-            await identity.send(value=encode(links=[codec.link_to(k) for k in out.links]),
-                                partition=0)
+            await send_bounded(identity, "links", [codec.link_to(k) for k in out.links], 0)
         if out.deltas:
             await send_partitioned(journeys, ((k, {"key": k, **d}) for k, d in out.deltas),
                                    "deltas")
         if out.updates:
             await send_partitioned(events, out.updates, "updates")
         if out.dead:
-            await dead.send(value=encode(rejected=out.dead), partition=partition % partitions)
-        rows = {table: rows for table, rows in out.rows.items() if rows}
-        if rows:
-            await landing.send(value=encode(rows=rows), partition=partition % partitions)
+            await send_bounded(dead, "rejected", out.dead, partition % partitions)
+        pairs = [(table, row) for table, rows in out.rows.items() for row in rows]
+        if pairs:
+            for data in bounded(pairs, lambda chunk: encode(rows=_by_table(chunk)),
+                                settings.max_message_bytes):
+                await landing.send(value=data, partition=partition % partitions)
 
     async def dead_letter(data: bytes, where: str, reason: str, partition: int) -> None:
         """Keep the whole message with its reason: on the dead-letter topic and in the
         warehouse's `rejected` table."""
         row = {"source": "stream", "position": where, "reason": reason,
                "raw": data[:10_000].decode(errors="replace"), "landed_at": datetime.now(UTC)}
-        await dead.send(value=encode(rejected=[row], raw=data.decode(errors="replace")),
-                        partition=partition % partitions)
+        raw = data[: settings.max_message_bytes // 2].decode(errors="replace")  # fits a message
+        await dead.send(value=encode(rejected=[row], raw=raw), partition=partition % partitions)
         await landing.send(value=encode(rows={"rejected": [row]}),
                            partition=partition % partitions)
         metrics.dead_letters.labels(where.split(":")[0], "stage_failed" if "stage failed" in
@@ -299,6 +307,13 @@ async def _land_with_retry(root: Path, rows: dict[str, list[dict[str, Any]]],
             log.error("landing failed (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
+
+
+def _by_table(pairs: Sequence[tuple[str, Any]]) -> dict[str, list[Any]]:
+    rows: dict[str, list[Any]] = {}
+    for table, row in pairs:
+        rows.setdefault(table, []).append(row)
+    return rows
 
 
 def _link_key(link: IdentityLink) -> str:

@@ -8,12 +8,15 @@ pipeline ships items in envelopes ``{"v": 1, <body>}``: wire events
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
 
 ENVELOPE_VERSION = 1
+# Kafka refuses messages over message.max.bytes (broker) / max.request.size (producer),
+# 1 MB by default; envelopes are split to stay under this.
+MAX_MESSAGE_BYTES = 900_000
 
 T = TypeVar("T")
 
@@ -61,6 +64,18 @@ def decode_envelope(data: bytes) -> list[dict[str, Any]]:
         if not isinstance(event, dict):
             raise EnvelopeError(f"event {index} is a {type(event).__name__}, not an object")
     return events
+
+
+def bounded(items: Sequence[T], encode: Callable[[Sequence[T]], bytes],
+            limit: int) -> list[bytes]:
+    """``encode(items)`` as one message, or split in halves until each message is at most
+    ``limit`` bytes (Kafka refuses messages over the broker's and producer's maximum, 1 MB
+    by default). Order is kept; one item alone over the limit stays a message of its own."""
+    data = encode(items)
+    if len(data) <= limit or len(items) <= 1:
+        return [data]
+    middle = len(items) // 2
+    return bounded(items[:middle], encode, limit) + bounded(items[middle:], encode, limit)
 
 
 def batch_by_key(items: Iterable[tuple[str, T]], max_events: int) -> list[tuple[str, list[T]]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from streams.envelope import encode_envelope
+from streams.envelope import MAX_MESSAGE_BYTES, bounded, encode_envelope
 from streams.routing import group_by_partition
 from streams.stages import device_key
 
@@ -21,8 +21,7 @@ async def produce_events(bootstrap: str, topic: str, partitions: int,
                          envelope_max: int = 1000) -> int:
     """Send events in order; returns how many were sent. Events without an id go to
     partition 0 so that the stream dead-letters them with their reason."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                max_request_size=8 * 1024 * 1024)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     sent = 0
     try:
@@ -43,8 +42,8 @@ async def _flush(producer: AIOKafkaProducer, topic: str, partitions: int,
                  pending: list[tuple[str, Mapping[str, Any]]], envelope_max: int) -> int:
     futures = []
     for partition, chunk in group_by_partition(pending, partitions, envelope_max):
-        futures.append(await producer.send(topic, value=encode_envelope(chunk),
-                                           partition=partition))
+        for data in bounded(chunk, encode_envelope, MAX_MESSAGE_BYTES):
+            futures.append(await producer.send(topic, value=data, partition=partition))
     for future in futures:
         await future
     return len(pending)

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from attribution.policy import ConfigError, Duration
+from streams.envelope import MAX_MESSAGE_BYTES
 
 
 class StreamSettings(BaseModel):
@@ -26,6 +27,8 @@ class StreamSettings(BaseModel):
     state_dir: str = ""
     session_timeout: Duration = timedelta(seconds=10)  # Faust joins after about half of it
     envelope_max_items: int = Field(default=1000, ge=1)
+    # Messages the stages send are split to stay under this (Kafka's default limit is 1 MB).
+    max_message_bytes: int = Field(default=MAX_MESSAGE_BYTES, ge=1024)
     sink_max_rows: int = Field(default=50_000, ge=1)
     sink_max_seconds: float = Field(default=1.0, gt=0)
     sink_retry_max_seconds: float = Field(default=30.0, gt=0)

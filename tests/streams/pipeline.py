@@ -26,6 +26,7 @@ class Pipeline:
     root: Path
     partitions: int = 4
     extra_config: str = ""
+    stream_overrides: dict[str, Any] = field(default_factory=dict)  # more [stream] settings
     settings: StreamSettings = field(init=False)
     workers: Workers = field(init=False)
     _log: IO[bytes] = field(init=False)
@@ -33,7 +34,7 @@ class Pipeline:
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         stream = {"app_id": self.name, "topic_prefix": self.name, "partitions": self.partitions,
-                  "session_timeout": "3s", "sink_max_seconds": 0.2}
+                  "session_timeout": "3s", "sink_max_seconds": 0.2, **self.stream_overrides}
         config = self.root / "config.toml"
         lines = [f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v}" for k, v in stream.items()]
         config.write_text(self.extra_config + "\n[stream]\n" + "\n".join(lines) + "\n")
