@@ -18,7 +18,7 @@ from attribution.journeys import account_key, person_key
 from attribution.normalize import normalize
 from attribution.observations import PageHit
 from attribution.policy import Config
-from attribution.sessions import SessionState, step
+from attribution.sessions import SessionState, step, visit_touch
 from schemas.records import Conversion, IdentityLink, Touch
 from schemas.wire import WireEvent
 
@@ -101,6 +101,9 @@ def on_event(state: DeviceState, event: WireEvent, time: datetime, config: Confi
         if isinstance(item, IdentityLink):
             out.links.append(item)
         elif isinstance(item, PageHit):
+            if item.event_id in state.touches:  # a session's first page, delivered again
+                _add_touch(state, visit_touch(item, rules), config, out)
+                continue
             if _inside_known_session(state, item.time):
                 continue  # its session is known and routed already
             state.session, touch = step(state.session, item, config.session.timeout, rules)
@@ -135,11 +138,11 @@ def lean(touch: Touch) -> Touch:
 
 
 def _add_touch(state: DeviceState, touch: Touch, config: Config, out: DeviceOutput) -> None:
-    if touch.event_id in state.touches:
-        return  # a redelivered event: already routed
+    """Retain, land and route a touch. One seen before (a redelivery after a crash, a client
+    retry) is landed and routed again: a crash can lose what was sent for it while this
+    state survived in the changelog. Views and journeys dedupe by event id."""
     out.new_touches.append(touch)
-    touch = lean(touch)
-    state.touches[touch.event_id] = touch
+    touch = state.touches.setdefault(touch.event_id, lean(touch))
     for key in touch_journeys(state, config):
         out.journeys[key].touches.append(touch)
 

@@ -62,6 +62,12 @@ class InMemoryStream:
             on_event(self._device(key), event, time, self.config, self.rules, out)
             self._route(out)
 
+    def lose_sends(self) -> None:
+        """What a crash after the state writes but before the sends leaves: nothing pending."""
+        self._links.clear()
+        self._updates.clear()
+        self._deltas.clear()
+
     def drain(self) -> None:
         """Run the identity and journey stages until every queue is empty."""
         while self._links or self._updates or self._deltas:

@@ -107,6 +107,23 @@ def test_late_page_inside_a_long_session_continues_it_as_in_batch() -> None:
     assert credit_map(sim.latest_credits()) == credit_map(batch_credits(events))
 
 
+def test_redelivery_after_lost_sends_routes_the_remembered_touches_again() -> None:
+    # A worker dies after its device changelog write but before the journey deltas went
+    # out: the restarted device remembers the touches, and the redelivered events (offsets
+    # were not committed) must route them again, or the journey credits without them.
+    visits = [page("r1", 0, "v7", referrer="https://www.google.com/"),
+              page("r2", 45, "v7", "https://shop.example/?utm_source=tiktok&utm_medium=paid_social"),
+              page("r3", 50, "v7")]
+    order = track("r4", 55, "Order Completed", {"order_id": "R-1", "revenue": 30}, anon="v7")
+    sim = InMemoryStream(CONFIG, RULES, NOW)
+    sim.ingest(visits)
+    sim.lose_sends()
+    sim.ingest([*visits, order])  # the visits redelivered from the last committed offset
+    sim.drain()
+    assert credit_map(sim.latest_credits()) == credit_map(batch_credits([*visits, order]))
+    assert {c.touch_event_id for c in sim.latest_credits()} == {"r1", "r2"}
+
+
 def test_second_contact_touches_count_for_the_account_deal() -> None:
     day = 1440
     events = [

@@ -229,7 +229,9 @@ def test_collector_sigkilled_mid_request_and_retried_lands_every_event_once(
     landed_touches = [r[0] for r in pipeline.query("SELECT event_id FROM touchpoints")]
     assert len(landed_touches) == len(set(landed_touches))
     raw_touches = [r[0] for r in pipeline.query("SELECT event_id FROM raw_touches")]
-    assert sorted(raw_touches) == sorted(landed_touches)  # a redelivered touch is dropped
+    # A re-delivered touch lands again (a crash may have lost its first landing); the
+    # touchpoints view holds it once.
+    assert set(raw_touches) == set(landed_touches)
     # A page that reaches the topic twice (its batch was produced, the answer cut, the batch
     # retried) after a later page of its device falls inside a session the device knows:
     # it starts no session of its own (this test found that it once did).
