@@ -1,7 +1,10 @@
 """Run the benchmarks and record them in BENCHMARKS.md.
 
-    .venv/bin/python -m bench [stream|state|replay|datadriven|collector|all]
-                              [--scale small|medium|large]
+    .venv/bin/python -m bench [stream|state|replay|recovery|soak|datadriven|collector|all]
+                              [--scale small|medium|large] [--minutes M]
+
+`soak` runs `--minutes` (default 10) and joins `all` only when asked for at most
+SOAK_IN_ALL_MINUTES, so `make bench` stays bounded.
 
 Every benchmark is bounded in time and count and talks only to 127.0.0.1. `collector`
 runs the teammate-owned `bench/collector.py`, which writes its own section.
@@ -12,8 +15,11 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
-from bench import replay, state, stream
+from bench import recovery, replay, soak, state, stream
 from bench.common import SCALES, Scale, machine, machine_line, say
 from bench.common import write_section as write
 
@@ -59,19 +65,29 @@ def collector(scale: Scale) -> None:
 
 
 RUNNERS = {"stream": stream.run, "state": state.run, "replay": replay.run,
-           "datadriven": datadriven, "collector": collector}
+           "recovery": recovery.run, "datadriven": datadriven, "collector": collector}
+SOAK_IN_ALL_MINUTES = 2.0
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("which", nargs="?", default="all", choices=[*RUNNERS, "all"])
+    parser.add_argument("which", nargs="?", default="all", choices=[*RUNNERS, "soak", "all"])
     parser.add_argument("--scale", default="small", choices=list(SCALES))
+    parser.add_argument("--minutes", type=float, default=None,
+                        help=f"soak duration (default {soak.MINUTES:g})")
     args = parser.parse_args(argv)
     scale = SCALES[args.scale]
+    soak_run = partial(soak.run, minutes=args.minutes or soak.MINUTES)
+    runners: dict[str, Callable[[Scale], Any]] = {**RUNNERS, "soak": soak_run}
     say(machine_line(machine(), scale.name))
-    for name in RUNNERS if args.which == "all" else [args.which]:
+    if args.which != "all":
+        names = [args.which]
+    else:
+        short_soak = args.minutes is not None and args.minutes <= SOAK_IN_ALL_MINUTES
+        names = [*RUNNERS, *(["soak"] if short_soak else [])]
+    for name in names:
         say(f"\n== {name} ==")
-        RUNNERS[name](scale)
+        runners[name](scale)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,14 @@ rewrites only that section, so several scripts (and teammates' sections) share t
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import platform
 import resource
+import socket
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,6 +91,43 @@ def cpu_seconds(pid: int) -> float:
     when other work shares the cores (wall-clock rates do not)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss_mb(pid: int) -> float:
+    """VmRSS of another live process (a worker), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for pid {pid}")
+
+
+def load_line() -> str:
+    """The 1/5/15-minute load average: other work on the cores skews wall-clock numbers."""
+    one, five, fifteen = os.getloadavg()
+    return f"Load average (1/5/15 min): {one:.2f} / {five:.2f} / {fifteen:.2f}."
+
+
+def ops_url(warehouse: Path, pid: int) -> str | None:
+    """A worker's /metrics /readyz base URL, once it has announced it (streams.health)."""
+    from streams.health import OPS_DIR
+
+    try:
+        announced = json.loads((warehouse / OPS_DIR / f"{socket.gethostname()}-{pid}.json")
+                               .read_text())
+    except (OSError, ValueError):
+        return None
+    return str(announced["url"])
+
+
+def worker_ready(url: str | None) -> bool:
+    """The worker's /readyz answers 200: partitions assigned, every table recovered."""
+    if url is None:
+        return False
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def peak_rss_mb(children: bool = False) -> float:

@@ -43,7 +43,9 @@ from streams.worker import prepare, wait_until_landed
 from traffic.generate import TrafficSpec, generate_events
 
 TARGET = 50_000
-LATENCY_SECONDS = 30.0  # the paced phase is bounded in time
+LATENCY_SECONDS = 20.0  # each paced phase is bounded in time
+LATENCY_RATES = (500, 1000, 2000)  # events/s, besides half the measured backlog rate
+EVENTS_PER_VISITOR = 8  # of generated traffic, to size each paced phase's input
 Event = dict[str, Any]
 
 
@@ -164,21 +166,29 @@ def run(scale: Scale) -> dict[str, Any]:
                 broker.bootstrap, settings.topic("events"), settings.partitions))
 
             rate = len(main) / seconds
-            paced = _events(max(200, scale.stream_visitors // 4), scale.stream_accounts // 4,
-                            seed=4242)
-            sent = asyncio.run(_paced(broker.bootstrap, settings, paced, rate / 2,
-                                      LATENCY_SECONDS))
-            wait_until_landed(broker.bootstrap, settings, timeout=scale.timeout, poll=0.2)
+            paced_runs = []
+            for seed, paced_rate in enumerate(sorted({*LATENCY_RATES, round(rate / 2)})):
+                visitors = max(200, int(paced_rate * LATENCY_SECONDS / EVENTS_PER_VISITOR))
+                paced = _events(visitors, max(2, visitors // 100), seed=4242 + seed)
+                sent = asyncio.run(_paced(broker.bootstrap, settings, paced, paced_rate,
+                                          LATENCY_SECONDS))
+                wait_until_landed(broker.bootstrap, settings, timeout=scale.timeout, poll=0.2)
+                paced_runs.append((paced_rate, sent))
         finally:
             workers.stop()
     landed = _landed_times(root / "warehouse", "conversions", "event_id")
-    latencies = [landed[mid] - at for mid, at in sent.items() if mid in landed]
+    latency_rows = []
+    for paced_rate, sent in paced_runs:
+        latencies = [landed[mid] - at for mid, at in sent.items() if mid in landed]
+        latency_rows.append({"rate": paced_rate, "events": len(sent),
+                             "conversions": len(latencies),
+                             "p50": _percentile(latencies, 0.5),
+                             "p99": _percentile(latencies, 0.99),
+                             "half_load": paced_rate == round(rate / 2)})
     numbers: dict[str, Any] = {"events": len(main), "seconds": seconds, "produce_seconds": produced,
                "worker_cpu": worker_cpu,
                "rate": rate, "raw_events": raw_events, "raw_seconds": raw_seconds,
-               "raw_rate": raw_events / raw_seconds, "paced_rate": rate / 2,
-               "paced_events": len(sent), "conversions": len(latencies),
-               "p50": _percentile(latencies, 0.5), "p99": _percentile(latencies, 0.99),
+               "raw_rate": raw_events / raw_seconds, "latency": latency_rows,
                "settings": settings}
     numbers["ratio"] = rate / (raw_events / raw_seconds)
     report(scale, numbers)
@@ -199,7 +209,12 @@ def report(scale: Scale, n: Mapping[str, Any]) -> None:
          n["events"] / n["worker_cpu"], "-"),
     ]
     throughput = "met" if n["rate"] >= TARGET else "NOT met"
-    latency = "met" if n["p50"] < 0.5 and n["p99"] < 2.0 else "NOT met"
+    latency_rows = [
+        (f"{r['rate']:,}" + (" (half the rate above)" if r["half_load"] else ""),
+         f"{r['events']:,}", f"{r['conversions']:,}", f"{r['p50'] * 1000:,.0f}",
+         f"{r['p99'] * 1000:,.0f}",
+         "met" if r["p50"] < 0.5 and r["p99"] < 2.0 else "NOT met")
+        for r in n["latency"]]
     body = "\n".join([
         machine_line(machine(), scale.name)
         + f" One worker, {settings.partitions} partitions, "
@@ -210,10 +225,12 @@ def report(scale: Scale, n: Mapping[str, Any]) -> None:
         "much less.", "",
         f"Throughput target ≥ {TARGET:,} events/s per worker (ratio ≥ 0.333): "
         f"**{throughput}**.", "",
-        f"Conversion → landed latency at half load ({n['paced_rate']:,.0f} events/s, "
-        f"{n['paced_events']:,} events, {n['conversions']:,} conversions measured): "
-        f"p50 **{n['p50'] * 1000:,.0f} ms**, p99 **{n['p99'] * 1000:,.0f} ms** "
-        f"(target p50 < 500 ms, p99 < 2 s: **{latency}**).",
+        f"Conversion → landed latency (produce acked → first Parquet file holding the "
+        f"conversion), traffic paced in 50 ms ticks for {LATENCY_SECONDS:.0f} s per rate, so "
+        "envelopes are small, as from the collector (target: p50 < 500 ms, p99 < 2 s at half "
+        f"of {TARGET:,} events/s):", "",
+        table(("paced events/s", "events", "conversions", "p50 ms", "p99 ms",
+               "p50 < 500 ms and p99 < 2 s"), latency_rows),
     ])
     write("stream", "Stream (`python -m bench stream`)", body)
     say(body)
