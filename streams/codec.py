@@ -16,13 +16,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
 
 from attribution.device import DeviceState, JourneyDelta, RoutedConversion
 from attribution.identity import IdentityUpdate
 from attribution.journey import CreditedConversion, JourneyState
 from attribution.sessions import SessionState
-from schemas.records import Conversion, IdentityLink, Touch
+from schemas.records import Conversion, IdentityLink, Touch, record_row
 
 Json = dict[str, Any]
 
@@ -43,13 +42,8 @@ def _signature(value: list[Any] | None) -> tuple[str, str, str | None] | None:
     return (value[0], value[1], value[2]) if value else None
 
 
-def fields_of(record: BaseModel) -> Json:
-    """A record's fields as a new dict, for orjson (datetimes and enums left to it)."""
-    return dict(record.__dict__)
-
-
 def touch_to(touch: Touch) -> Json:
-    return fields_of(touch)
+    return record_row(touch)
 
 
 def touch_from(data: Json) -> Touch:
@@ -57,7 +51,7 @@ def touch_from(data: Json) -> Touch:
 
 
 def conversion_to(conversion: Conversion) -> Json:
-    return fields_of(conversion)
+    return record_row(conversion)
 
 
 def conversion_from(data: Json) -> Conversion:
@@ -65,7 +59,7 @@ def conversion_from(data: Json) -> Conversion:
 
 
 def link_to(link: IdentityLink) -> Json:
-    return fields_of(link)
+    return record_row(link)
 
 
 def link_from(data: Json) -> IdentityLink:

@@ -16,7 +16,7 @@ from attribution.device import DeviceOutput, DeviceState, expire, new_device, on
 from attribution.identity import IdentityGraph, apply_links
 from attribution.journey import JourneyOutput, JourneyState, on_delta
 from attribution.policy import Config
-from schemas.records import Conversion, Credit, IdentityLink, Touch
+from schemas.records import IdentityLink, conversion_row, record_row
 from schemas.wire import EventRejected, parse_event
 from streams import codec
 
@@ -88,7 +88,7 @@ def devices_message(get: Callable[[str], DeviceState | None], payload: dict[str,
     out.states = dict(states)
     out.links = emitted.links
     out.deltas = [(key, codec.delta_to(delta)) for key, delta in emitted.journeys.items()]
-    out.land("touches", (_touch_row(t) for t in emitted.new_touches))
+    out.land("touches", (record_row(t) for t in emitted.new_touches))
     out.land("rejected", out.dead)
     return out
 
@@ -101,7 +101,7 @@ def identity_message(graph: IdentityGraph, links: list[IdentityLink]) -> StageOu
     # Monotone in processing order, so the `identities` view's "latest as_of wins" picks
     # the newest answer even when a link arrives with an older event time.
     as_of = graph.next_as_of() or datetime.now(UTC)
-    out.land("identity_links", (codec.fields_of(link) for link in links))
+    out.land("identity_links", (record_row(link) for link in links))
     out.land("identity_map", ({"id": u.id, "person_key": u.person, "account_key": u.account,
                                "as_of": as_of} for u in updates))
     return out
@@ -119,19 +119,7 @@ def journeys_message(get: Callable[[str], JourneyState | None], deltas: list[dic
             states[key] = get(key) or JourneyState(key)
         on_delta(states[key], codec.delta_from(item), config, result)
     out.states = dict(states)
-    out.land("credits", (_credit_row(c) for c in result.credits))
-    out.land("conversions", (_conversion_row(c, key) for c, key in result.conversions))
+    out.land("credits", (record_row(c) for c in result.credits))
+    out.land("conversions", (conversion_row(c, key) for c, key in result.conversions))
     return out
 
-
-# Rows are only ever orjson-encoded onto the landing topic: field dicts suffice.
-def _touch_row(touch: Touch) -> Row:
-    return codec.fields_of(touch)
-
-
-def _credit_row(credit: Credit) -> Row:
-    return codec.fields_of(credit)
-
-
-def _conversion_row(conversion: Conversion, journey_key: str) -> Row:
-    return {**conversion.__dict__, "journey_key": journey_key}
