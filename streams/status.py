@@ -21,7 +21,7 @@ from streams.broker import log_end_offsets
 from streams.health import OPS_DIR
 from streams.settings import StreamSettings
 from streams.topics import topic_names
-from warehouse.layout import EMPTY_FILE_NAME
+from warehouse.layout import TABLES, landed_files
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,7 @@ async def _members(admin: AIOKafkaAdminClient, group: str) -> list[str]:
 
 def last_landed(warehouse: Path) -> datetime | None:
     """Modification time of the newest landed Parquet file (not temp or schema files)."""
-    times = [p.stat().st_mtime for p in warehouse.glob("*/*.parquet")
-             if not p.name.startswith(".") and p.name != EMPTY_FILE_NAME]
+    times = [p.stat().st_mtime for table in TABLES for p in landed_files(warehouse, table)]
     return datetime.fromtimestamp(max(times), UTC) if times else None
 
 
