@@ -30,7 +30,7 @@ from attribution.policy import Config
 from schemas.records import IdentityLink
 from streams import codec, faust_codecs
 from streams.broker import faust_url, patch_faust_for_tansu
-from streams.envelope import EnvelopeError, bounded
+from streams.envelope import EnvelopeError, bounded, bounded_rows
 from streams.envelope import decode_body as decode
 from streams.envelope import encode_body as encode
 from streams.erase import ERASE, marker_ids, scrub_device, scrub_journey, scrub_link
@@ -114,10 +114,9 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
             await send_partitioned(events, out.updates, "updates")
         if out.dead:
             await send_bounded(dead, "rejected", out.dead, partition % partitions)
-        pairs = [(table, row) for table, rows in out.rows.items() for row in rows]
-        if pairs:
-            for data in bounded(pairs, lambda chunk: encode(rows=_by_table(chunk)),
-                                settings.max_message_bytes):
+        rows = {table: rows for table, rows in out.rows.items() if rows}
+        if rows:
+            for data in bounded_rows(rows, settings.max_message_bytes):
                 await landing.send(value=data, partition=partition % partitions)
 
     async def dead_letter(data: bytes, where: str, reason: str, partition: int) -> None:
@@ -307,13 +306,6 @@ async def _land_with_retry(root: Path, rows: dict[str, list[dict[str, Any]]],
             log.error("landing failed (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
-
-
-def _by_table(pairs: Sequence[tuple[str, Any]]) -> dict[str, list[Any]]:
-    rows: dict[str, list[Any]] = {}
-    for table, row in pairs:
-        rows.setdefault(table, []).append(row)
-    return rows
 
 
 def _link_key(link: IdentityLink) -> str:

@@ -78,6 +78,23 @@ def bounded(items: Sequence[T], encode: Callable[[Sequence[T]], bytes],
     return bounded(items[:middle], encode, limit) + bounded(items[middle:], encode, limit)
 
 
+def bounded_rows(rows: Mapping[str, Sequence[Any]], limit: int) -> list[bytes]:
+    """A landing envelope ``{"rows": {table: [...]}}``, split like ``bounded`` only when it
+    is over ``limit`` (the common case encodes once and builds nothing else)."""
+    data = encode_body(rows=rows)
+    if len(data) <= limit:
+        return [data]
+    pairs = [(table, row) for table, table_rows in rows.items() for row in table_rows]
+    return bounded(pairs, lambda chunk: encode_body(rows=_by_table(chunk)), limit)
+
+
+def _by_table(pairs: Sequence[tuple[str, Any]]) -> dict[str, list[Any]]:
+    rows: dict[str, list[Any]] = {}
+    for table, row in pairs:
+        rows.setdefault(table, []).append(row)
+    return rows
+
+
 def batch_by_key(items: Iterable[tuple[str, T]], max_events: int) -> list[tuple[str, list[T]]]:
     """Group (key, item) pairs by key into chunks of at most max_events.
 

@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.envelope import bounded, decode_body, encode_body
+from streams.envelope import bounded, bounded_rows, decode_body, encode_body
 
 
 def encode_items(items: Sequence[str]) -> bytes:
@@ -36,3 +36,19 @@ def test_an_oversized_batch_is_halved_until_it_fits() -> None:
     assert len(messages) == 4  # 10 -> 5 + 5 -> (2 + 3) + (2 + 3)
     assert all(len(m) <= 400 for m in messages)
     assert sum(len(orjson.loads(m)["items"]) for m in messages) == 10
+
+
+@given(st.dictionaries(st.sampled_from(["touches", "credits", "conversions"]),
+                       st.lists(st.integers(-10**9, 10**9), min_size=1, max_size=80),
+                       max_size=3),
+       st.integers(min_value=64, max_value=600))
+def test_landing_rows_split_by_size_keep_every_row_of_every_table(
+        rows: dict[str, list[int]], limit: int) -> None:
+    messages = bounded_rows(rows, limit)
+    merged: dict[str, list[int]] = {}
+    for message in messages:
+        for table, table_rows in decode_body(message)["rows"].items():
+            merged.setdefault(table, []).extend(table_rows)
+    assert merged == rows
+    if len(encode_body(rows=rows)) <= limit:
+        assert len(messages) == 1
