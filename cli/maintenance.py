@@ -20,6 +20,8 @@ def compact(
     """Merge the many small Parquet files the stream lands into a few large ones, safely
     beside running workers and analysts (views dedupe; nothing is reordered or dropped).
     Run it from cron, e.g. hourly."""
+    import duckdb
+
     from warehouse.compact import compact as run_compaction
     from warehouse.layout import TABLES
     from warehouse.views import create_views
@@ -37,7 +39,15 @@ def compact(
                   f"({report.rows[name]:,} rows)", soft_wrap=True)
     if not report.changed:
         err.print("nothing to compact")
-    create_views(warehouse)
+    for path, reason in report.unreadable.items():
+        err.print(f"[red]cannot read {path}: {reason}; left as it is[/red]", soft_wrap=True)
+    try:
+        create_views(warehouse)
+    except (RuntimeError, duckdb.Error) as exc:  # e.g. the views cannot read that file either
+        err.print(f"[red]views not rebuilt: {exc}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    if report.unreadable:
+        raise typer.Exit(1)
 
 
 COMMANDS = [compact]

@@ -110,3 +110,17 @@ def test_compact_command(warehouse: Path) -> None:
     assert "credits: 6 files -> 1" in done.stderr
     total = sum(pq.ParquetFile(p).metadata.num_rows for p in landed_files(warehouse, "credits"))
     assert total == len(every_view(warehouse)["raw_credits"])
+
+
+def test_an_unreadable_file_is_reported_and_left_while_the_rest_is_compacted(
+        warehouse: Path) -> None:
+    bad = warehouse / "touches" / "stream-corrupt.parquet"
+    bad.write_bytes(b"PAR1 not really parquet")
+    done = subprocess.run([sys.executable, "-m", "cli.main", "compact", "--warehouse",
+                           str(warehouse), "--table", "touches"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert f"cannot read {bad}" in done.stderr and "left as it is" in done.stderr
+    assert bad.read_bytes() == b"PAR1 not really parquet"
+    assert sorted(p.name for p in landed_files(warehouse, "touches"))[-1] == bad.name
+    assert len(landed_files(warehouse, "touches")) == 2  # the good files merged into one

@@ -36,6 +36,7 @@ class CompactionReport:
     files_merged: dict[str, int] = field(default_factory=dict)  # table -> members deleted
     files_written: dict[str, int] = field(default_factory=dict)  # table -> merged files
     rows: dict[str, int] = field(default_factory=dict)  # table -> rows copied
+    unreadable: dict[str, str] = field(default_factory=dict)  # file -> why; left as it is
 
     @property
     def changed(self) -> bool:
@@ -101,9 +102,18 @@ def compact(root: Path, tables: Sequence[str] | None = None, *, min_files: int =
             files = small_files(root, table, small_bytes)
             if len(files) < min_files:
                 continue
-            counts = [(path, pq.ParquetFile(path).metadata.num_rows) for path in files]
+            counts = []
+            for path in files:
+                try:
+                    counts.append((path, pq.ParquetFile(path).metadata.num_rows))
+                except (OSError, pa.ArrowException) as exc:
+                    report.unreadable[str(path)] = str(exc)
             for group in plan_groups(counts, target_rows):
-                _, rows = _merge(table, group)
+                try:
+                    _, rows = _merge(table, group)
+                except (OSError, pa.ArrowException) as exc:  # nothing written, nothing deleted
+                    report.unreadable[", ".join(str(p) for p in group)] = str(exc)
+                    continue
                 report.files_merged[table] = report.files_merged.get(table, 0) + len(group)
                 report.files_written[table] = report.files_written.get(table, 0) + 1
                 report.rows[table] = report.rows.get(table, 0) + rows
