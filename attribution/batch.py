@@ -91,17 +91,22 @@ def collect(events: Iterable[tuple[str, RawEvent]], config: Config, rules: Chann
         result.events_read += 1
         try:
             event, time = parse_event(_decode(raw), now)
+            observations = normalize(event, time, config, rules)
         except orjson.JSONDecodeError as exc:
             result.rejected.append(Rejected(position, f"invalid JSON: {exc}", _raw_text(raw)))
             continue
         except EventRejected as exc:
             result.rejected.append(Rejected(position, str(exc), _raw_text(raw)))
             continue
+        except Exception as exc:  # one event's failure must not stop the whole replay
+            result.rejected.append(Rejected(position, f"event could not be processed: {exc!r}",
+                                            _raw_text(raw)))
+            continue
         if event.message_id in seen:
             result.duplicates += 1
             continue
         seen.add(event.message_id)
-        for item in normalize(event, time, config, rules):
+        for item in observations:
             if isinstance(item, PageHit):
                 out.hits.append(item)
             elif isinstance(item, Touch):

@@ -10,7 +10,7 @@ from attribution.channels import ChannelRules, TrafficSignals, classify
 from attribution.observations import Observation, PageHit
 from attribution.policy import Config, ConversionRule, RoutingRule
 from schemas.records import Conversion, IdentityLink, InteractionKind, LinkKind, Touch
-from schemas.wire import WireEvent
+from schemas.wire import MAX_MONEY, WireEvent
 
 
 def signals_of(event: WireEvent) -> TrafficSignals:
@@ -55,18 +55,20 @@ def _identity_links(event: WireEvent, time: datetime) -> list[IdentityLink]:
 
 
 def conversion_value(props: dict[str, Any], rule: ConversionRule) -> float:
+    """The first usable value field: a finite number (or numeric text) in [0, MAX_MONEY].
+    Configured value fields need not be wire money fields, so the bound is applied here too."""
     for name in rule.value_fields:
         value = props.get(name)
         if isinstance(value, bool):
             continue
-        if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
+        if isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= MAX_MONEY:
             return float(value)
         if isinstance(value, str):
             try:
                 number = float(value)
             except ValueError:
                 continue
-            if math.isfinite(number) and number >= 0:
+            if math.isfinite(number) and 0 <= number <= MAX_MONEY:
                 return number
     return 0.0
 

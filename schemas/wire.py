@@ -29,7 +29,15 @@ MAX_TEXT = 8192
 MAX_DEPTH = 8
 MAX_KEYS = 500
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # event times are in [EARLIEST, LATEST)
 MAX_FUTURE = timedelta(days=1)
+# Raw wire times (before skew correction) must lie in this range, so that the correction
+# (timestamp + receivedAt - sentAt) and the conversion to UTC can never overflow.
+WIRE_TIME_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+WIRE_TIME_MAX = datetime(2200, 1, 1, tzinfo=UTC)
+# Money fields (revenue, amount, ...) are in [0, MAX_MONEY]: sums of many conversions stay
+# finite and exact to the cent in a float64.
+MAX_MONEY = 1e12
 EVENT_TYPES = ("page", "screen", "track", "identify", "group", "alias")
 MONEY_FIELDS = frozenset({"revenue", "total", "value", "amount", "price", "cost", "quantity"})
 
@@ -66,8 +74,11 @@ def _check_payload(value: Any, path: str, depth: int = 0) -> None:
             _check_payload(item, f"{path}.{key}", depth + 1)
             if key in MONEY_FIELDS and isinstance(item, int | float) and not isinstance(
                 item, bool
-            ) and item < 0:
-                raise ValueError(f"{path}.{key} is negative ({item})")
+            ):
+                if item < 0:
+                    raise ValueError(f"{path}.{key} is negative ({item})")
+                if item > MAX_MONEY:
+                    raise ValueError(f"{path}.{key} is larger than {MAX_MONEY:.0e} ({item})")
     elif isinstance(value, list):
         if len(value) > MAX_KEYS:
             raise ValueError(f"{path} has more than {MAX_KEYS} items")
@@ -99,7 +110,7 @@ def _payload_ok(value: Any, depth: int = 0) -> bool:
                 if not _scalar_ok(item):
                     return False
                 if key in MONEY_FIELDS and type(item) is not bool and type(item) is not str and (
-                        item is not None and item < 0):
+                        item is not None and not 0 <= item <= MAX_MONEY):
                     return False
             elif not _payload_ok(item, depth + 1):
                 return False
@@ -153,6 +164,15 @@ class Context(_Wire):
     user_agent: str | None = Field(default=None, max_length=MAX_TEXT)
     ip: str | None = Field(default=None, max_length=64)
 
+    @model_validator(mode="after")
+    def _extras(self) -> Context:
+        # Free-form context fields (library, userAgentData, ...) get the same bounds as
+        # properties: nothing unbounded reaches a serialiser or the warehouse.
+        extra = self.model_extra or {}
+        if extra and not _payload_ok(extra):
+            _check_payload(extra, "context")
+        return self
+
 
 class WireEvent(_Wire):
     """One Segment call. `screen` is treated as a page view by the normaliser."""
@@ -189,6 +209,14 @@ class WireEvent(_Wire):
             "+" not in value[10:] and "-" not in value[10:]
         ):
             return value + "Z"  # ISO-8601 without offset: Segment treats it as UTC
+        return value
+
+    @field_validator("timestamp", "sent_at", "received_at", "original_timestamp")
+    @classmethod
+    def _bounded_time(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not WIRE_TIME_MIN <= value < WIRE_TIME_MAX:
+            raise ValueError(f"{value.isoformat()} is outside the years "
+                             f"{WIRE_TIME_MIN.year}-{WIRE_TIME_MAX.year - 1}")
         return value
 
     @field_validator("properties", "traits")
@@ -267,6 +295,10 @@ def parse_event(raw: Any, now: datetime | None = None) -> tuple[WireEvent, datet
     if when < EARLIEST:
         raise EventRejected(
             [FieldError(field="timestamp", reason=f"{when.isoformat()} is before 2000")]
+        )
+    if when >= LATEST:
+        raise EventRejected(
+            [FieldError(field="timestamp", reason=f"{when.isoformat()} is after 2099")]
         )
     if when > reference + MAX_FUTURE:
         raise EventRejected(

@@ -78,7 +78,11 @@ def devices_message(get: Callable[[str], DeviceState | None], payload: dict[str,
             out.dead.append(_rejected(raw, str(exc) or "invalid event", where, "stream"))
             continue
         source = raw.get("source") if isinstance(raw.get("source"), str) else None
-        on_event(state_of(key), event, time, config, rules, emitted, source)
+        try:
+            on_event(state_of(key), event, time, config, rules, emitted, source)
+        except Exception as exc:  # one event's failure must not take its envelope with it
+            out.dead.append(_rejected(raw, f"event could not be processed: {exc!r}", where,
+                                      "stream"))
     for raw in payload.get("updates", []):
         update = codec.update_from(raw)
         on_identity(state_of(update.id), update, config, emitted)

@@ -168,3 +168,12 @@ def _credit_set(credits: list[Credit]) -> dict[tuple[str, str], dict[str | None,
     for c in credits:
         out[(c.conversion_id, c.model)][c.touch_event_id] = round(c.credit, 12)
     return dict(out)
+
+
+def test_conversion_value_skips_text_or_configured_fields_beyond_the_money_bound() -> None:
+    # "revenue" as text is not a wire money number, so validation lets it through; the
+    # normaliser must not turn it into a value that overflows the channel sums.
+    order = track("o1", 10, "Order Completed", {"order_id": "X", "revenue": "1e308",
+                                                  "total": 25}, anon="v1")
+    result = attribute_events([("0", order)], CONFIG, RULES, now=T0 + timedelta(days=30))
+    assert [c.value for c in result.conversions] == [25.0]

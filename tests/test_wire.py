@@ -147,3 +147,37 @@ def test_arbitrary_input_is_accepted_or_rejected_with_reasons(raw: dict[str, Any
     else:
         assert parsed.anonymous_id or parsed.user_id
         assert datetime(2000, 1, 1, tzinfo=UTC) <= when <= NOW + timedelta(days=1)
+
+
+@pytest.mark.parametrize(("fields", "field", "reason"), [
+    ({"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp", "outside the years 1900-2199"),
+    ({"timestamp": "9999-12-31T23:59:59-01:00"}, "timestamp", "outside the years 1900-2199"),
+    ({"sentAt": "9999-01-01T00:00:00Z"}, "sentAt", "outside the years 1900-2199"),
+    ({"receivedAt": "0001-01-01T00:00:00Z"}, "receivedAt", "outside the years 1900-2199"),
+    # in range as wire fields, but skew correction lands after 2099
+    ({"timestamp": "2190-01-01T00:00:00Z", "receivedAt": "2190-01-01T00:00:00Z"},
+     "timestamp", "after 2099"),
+])
+def test_times_out_of_range_are_rejected_not_overflowed(fields: dict[str, Any], field: str,
+                                                       reason: str) -> None:
+    assert reason in reasons(event(**fields))[field]
+
+
+@pytest.mark.parametrize("amount", [1.7e308, 1e12 + 1, -0.01])
+def test_money_outside_its_range_is_rejected(amount: float) -> None:
+    found = reasons(event(properties={"revenue": amount}))
+    assert "properties" in found and "properties.revenue" in found["properties"]
+
+
+def test_money_at_the_bound_is_accepted() -> None:
+    parsed, _ = parse_event(event(properties={"revenue": 1e12, "items": [{"price": 0}]}), NOW)
+    assert parsed.properties["revenue"] == 1e12
+
+
+def test_free_form_context_fields_are_bounded_like_properties() -> None:
+    deep: Any = 1
+    for _ in range(12):
+        deep = {"x": deep}
+    found = reasons(event(context={"library": deep}))
+    assert "nested deeper than 8 levels" in found["context"]
+    assert "longer than" in reasons(event(context={"note": "x" * 9000}))["context"]
