@@ -91,12 +91,14 @@ def generate(
     days: Annotated[int, typer.Option(help="Days of traffic.")] = 60,
     spend: Annotated[Path | None, typer.Option(help="Also write spend rows to this CSV.")] = None,
     invalid_rate: Annotated[float, typer.Option(help="Share of deliberately invalid lines.")] = 0.0,
+    touch_heavy: Annotated[bool, typer.Option(
+        help="Every B2C page a campaign landing (a touch); about 6% of visitors buy.")] = False,
 ) -> None:
     """Write realistic synthetic B2C and B2B traffic as wire-format JSON Lines."""
     from traffic.generate import TrafficSpec, write_jsonl, write_spend_csv
 
     spec = TrafficSpec(seed=seed, b2c_visitors=visitors, b2b_accounts=accounts, days=days,
-                       invalid_rate=invalid_rate)
+                       invalid_rate=invalid_rate, touch_heavy=touch_heavy)
     out.parent.mkdir(parents=True, exist_ok=True)
     if spend is not None:
         spend.parent.mkdir(parents=True, exist_ok=True)

@@ -344,3 +344,19 @@ def test_any_small_spec_gives_ordered_valid_events(seed: int, visitors: int, acc
             assert invalid
     assert times == sorted(times)
     assert not times or times[-1] < spec.end
+
+
+def test_touch_heavy_mix_makes_every_b2c_page_a_new_session_touch() -> None:
+    from attribution.batch import attribute_events
+    from attribution.defaults import channel_rules, load_config
+
+    config = load_config()
+    spec = TrafficSpec(seed=3, b2c_visitors=400, b2b_accounts=0, touch_heavy=True)
+    events = list(generate_events(spec))
+    result = attribute_events(((str(i), e) for i, e in enumerate(events)), config,
+                              channel_rules(config))
+    pages = {e["messageId"] for e in events if e["type"] == "page"}
+    visits = {t.event_id for t in result.touches if t.kind == "visit"}
+    assert len(visits) >= 0.97 * len(pages)  # a retried page is the same touch
+    buyers = {c.person_id or c.anonymous_id for c in result.conversions if c.kind == "purchase"}
+    assert 0.03 * 400 <= len(buyers) <= 0.10 * 400

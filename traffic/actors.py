@@ -87,8 +87,8 @@ def _streams(seed: int) -> dict[str, random.Random]:
 
 def _actors(spec: TrafficSpec, rngs: dict[str, random.Random]) -> Iterator[Actor]:
     ids = _Counters()
-    shop = ShopPlanner(rngs["shop"], ids)
-    special_shop = ShopPlanner(rngs["special"], ids)
+    shop = ShopPlanner(rngs["shop"], ids, touch_heavy=spec.touch_heavy)
+    special_shop = ShopPlanner(rngs["special"], ids, touch_heavy=spec.touch_heavy)
     saas = SaasPlanner(rngs["saas"], ids, spec.end_ms)
     special = _special_actors(spec, special_shop, saas, rngs["special"])
     return heapq.merge(_b2c_actors(spec, shop, rngs["arrivals"]), special,

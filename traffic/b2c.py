@@ -52,6 +52,11 @@ from traffic.clock import DAY, HOUR, MINUTE, SECOND, Weighted, _gap, _hex, _pick
 
 # Share of B2C visitors who buy; the brief asks for 2-3%.
 B2C_CONVERSION_RATE = 0.025
+# In the touch-heavy mix (TrafficSpec.touch_heavy): bought traffic converts better.
+TOUCH_HEAVY_CONVERSION_RATE = 0.06
+# Where each page of a touch-heavy visit comes from: always a campaign.
+_PAID_ARRIVAL = Weighted([("paid_social", 40), ("paid_search", 30), ("display", 15),
+                          ("affiliate", 15)])
 
 FIRST_ARRIVAL = Weighted([("paid_social", 26), ("paid_search", 16), ("organic_search", 20),
                           ("direct", 11), ("organic_social", 7), ("affiliate", 6),
@@ -165,9 +170,18 @@ class _Shopper:
 class ShopPlanner:
     """Plans B2C journeys: visitors, considered (car-like) purchases."""
 
-    def __init__(self, rng: random.Random, ids: _Counters):
+    def __init__(self, rng: random.Random, ids: _Counters, touch_heavy: bool = False):
         self.rng = rng
         self.ids = ids
+        self.touch_heavy = touch_heavy
+
+    def _relanding(self, previous: Landing) -> Landing:
+        """Touch-heavy mix: the next page arrives from another campaign (a new session)."""
+        for _ in range(8):
+            landing = _shop_landing(self.rng, _PAID_ARRIVAL.pick(self.rng), returning=True)
+            if landing.origin != previous.origin:
+                return landing
+        return landing
 
     def _ensure_user(self, who: _Shopper) -> tuple[str, dict[str, Any]]:
         if who.user_id is None or who.traits is None:
@@ -196,9 +210,13 @@ class ShopPlanner:
         signup_at = int(rng.random() * len(paths)) if signup else -1
         in_basket = {f"/products/{p.slug}": (p, q) for p, q in basket} if basket else {}
         last = t
+        arrival = landing
         for i, path in enumerate(paths):
             if i:
                 walk.wait(rng)
+                if self.touch_heavy:
+                    arrival = self._relanding(arrival)
+                    walk.landing = arrival._replace(path=path)
             last = walk.view(path)
             product = _PRODUCT_BY_PATH.get(path)
             if product is not None:
@@ -286,7 +304,8 @@ class ShopPlanner:
         """An ordinary shopper: 1-5 visits over 0-10 days; about 2.5% buy."""
         rng = self.rng
         out: Plan = []
-        buyer = rng.random() < B2C_CONVERSION_RATE
+        buyer = rng.random() < (TOUCH_HEAVY_CONVERSION_RATE if self.touch_heavy
+                                else B2C_CONVERSION_RATE)
         n_visits = (_VISITS_BUYER if buyer else _VISITS_BROWSER).pick(rng)
         device = _new_device(rng)
         who = _Shopper()

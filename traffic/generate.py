@@ -77,6 +77,10 @@ class TrafficSpec:
     double_send_rate: float = 0.01  # same conversion sent twice, new messageId (pixel + server)
     invalid_rate: float = 0.0  # share of lines that are invalid on purpose
     b2b_history_days: int = B2B_HISTORY_DAYS
+    # A site that buys most of its traffic: every B2C page view is a campaign landing that
+    # starts a new session (so a touch), and about 6% of visitors buy. Attribution
+    # workloads look like this; the default mix has many in-session pages that make no touch.
+    touch_heavy: bool = False
 
     def __post_init__(self) -> None:
         if self.end.tzinfo is None:
