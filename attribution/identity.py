@@ -11,18 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from schemas.contracts import IdentityUpdate, Link
 from schemas.records import IdentityLink, LinkKind
 
+__all__ = ["IdentityGraph", "IdentityUpdate", "Resolved", "apply_links", "compact_link"]
 
-@dataclass(frozen=True, slots=True)
-class IdentityUpdate:
-    """The identity stage's answer for one id: its person and account now."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-    id: str
-    person: str
-    account: str | None
+
+def compact_link(link: Link | IdentityLink) -> Link:
+    """A link with its time in epoch microseconds (records are converted)."""
+    if isinstance(link, Link):
+        return link
+    return Link(link.kind.value, link.from_id, link.to_id,
+                (link.time - _EPOCH) // timedelta(microseconds=1), link.event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +36,13 @@ class Resolved:
 
 
 class IdentityGraph:
-    def __init__(self, links: Iterable[IdentityLink] = ()) -> None:
+    def __init__(self, links: Iterable[Link | IdentityLink] = ()) -> None:
         self._parent: dict[str, str] = {}
         self._users: set[str] = set()
-        self._groups: dict[str, tuple[datetime, str]] = {}  # root -> (time, account)
+        self._groups: dict[str, tuple[int, str]] = {}  # root -> (time, account)
         self._members: dict[str, list[str]] = {}  # root -> every id of its cluster
-        self.latest_link_time: datetime | None = None
-        self._answered_as_of: datetime | None = None
+        self.latest_link_time: int | None = None  # epoch microseconds
+        self._answered_as_of: int | None = None
         for link in links:
             self.add(link)
 
@@ -70,12 +74,13 @@ class IdentityGraph:
         if group is not None:
             self._merge_group(ra, group)
 
-    def _merge_group(self, root: str, group: tuple[datetime, str]) -> None:
+    def _merge_group(self, root: str, group: tuple[int, str]) -> None:
         current = self._groups.get(root)
         if current is None or group > current:
             self._groups[root] = group
 
-    def add(self, link: IdentityLink) -> None:
+    def add(self, link: Link | IdentityLink) -> None:
+        link = compact_link(link)
         if self.latest_link_time is None or link.time > self.latest_link_time:
             self.latest_link_time = link.time
         if link.kind == LinkKind.PERSON_ACCOUNT:
@@ -99,13 +104,13 @@ class IdentityGraph:
             if group is not None:
                 self._merge_group(user_id, group)
 
-    def next_as_of(self) -> datetime | None:
-        """A strictly increasing stamp for each round of answers: the latest link time,
-        nudged by a microsecond when links arrive with older event times."""
+    def next_as_of(self) -> int | None:
+        """A strictly increasing stamp (epoch us) for each round of answers: the latest link
+        time, nudged by a microsecond when links arrive with older event times."""
         stamp = self.latest_link_time
         if stamp is not None and self._answered_as_of is not None and (
                 stamp <= self._answered_as_of):
-            stamp = self._answered_as_of + timedelta(microseconds=1)
+            stamp = self._answered_as_of + 1
         self._answered_as_of = stamp
         return stamp
 
@@ -135,7 +140,8 @@ class IdentityGraph:
         return sorted(self._members[self._find(id_)])
 
 
-def apply_links(graph: IdentityGraph, links: Iterable[IdentityLink]) -> list[IdentityUpdate]:
+def apply_links(graph: IdentityGraph, links: Iterable[Link | IdentityLink]
+                ) -> list[IdentityUpdate]:
     """Stream identity stage: add links, answer the current identity of every id they touch.
 
     Every id of each affected cluster is answered (devices ignore answers that change
@@ -143,6 +149,7 @@ def apply_links(graph: IdentityGraph, links: Iterable[IdentityLink]) -> list[Ide
     """
     touched: set[str] = set()
     for link in links:
+        link = compact_link(link)
         graph.add(link)
         touched.add(link.from_id)
         if link.kind != LinkKind.PERSON_ACCOUNT:  # an account id is not a person's id

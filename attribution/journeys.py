@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Protocol, TypeVar
 
 from attribution.identity import IdentityGraph
 from attribution.policy import Policy
-from schemas.records import Conversion, Touch
+
+
+class _HasIds(Protocol):
+    """A touch or conversion (record or compact): the ids it was observed with."""
+
+    @property
+    def anonymous_id(self) -> str | None: ...
+    @property
+    def person_id(self) -> str | None: ...
+    @property
+    def account_id(self) -> str | None: ...
+    @property
+    def event_id(self) -> str: ...
+
+
+T = TypeVar("T", bound=_HasIds)
 
 PERSON = "person"
 ACCOUNT = "account"
@@ -21,7 +37,7 @@ def account_key(account: str) -> str:
     return f"{ACCOUNT}:{account}"
 
 
-def touch_keys(touch: Touch, graph: IdentityGraph) -> tuple[str | None, str | None]:
+def touch_keys(touch: _HasIds, graph: IdentityGraph) -> tuple[str | None, str | None]:
     """(person journey key, account journey key) of a touch under the current identities."""
     resolved = graph.resolve(touch.anonymous_id, touch.person_id, touch.account_id)
     if resolved is None:
@@ -30,7 +46,7 @@ def touch_keys(touch: Touch, graph: IdentityGraph) -> tuple[str | None, str | No
     return person_key(resolved.person_key), account
 
 
-def conversion_key(conversion: Conversion, policy: Policy, graph: IdentityGraph) -> str:
+def conversion_key(conversion: _HasIds, policy: Policy, graph: IdentityGraph) -> str:
     """Account policies use the account (from the event's groupId or the person's group);
     a conversion with no known account falls back to the person's journey."""
     resolved = graph.resolve(conversion.anonymous_id, conversion.person_id, conversion.account_id)
@@ -41,9 +57,9 @@ def conversion_key(conversion: Conversion, policy: Policy, graph: IdentityGraph)
     return person_key(resolved.person_key)
 
 
-def index_touches(touches: Iterable[Touch], graph: IdentityGraph) -> dict[str, list[Touch]]:
+def index_touches(touches: Iterable[T], graph: IdentityGraph) -> dict[str, list[T]]:
     """Every touch under its person key and, when it has one, its account key."""
-    index: dict[str, list[Touch]] = defaultdict(list)
+    index: dict[str, list[T]] = defaultdict(list)
     for touch in touches:
         person, account = touch_keys(touch, graph)
         if person:
