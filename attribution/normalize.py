@@ -1,57 +1,193 @@
-"""Turn one validated wire event into observations: page hits, touches, conversions, id links."""
+"""What a batch of validated wire events tells the core, before sessions and identities.
+
+Columns in, observations out: identity links, page views (classified once per distinct
+arrival, see ``attribution.arrivals``), interaction touches and conversions. Page views
+become visit touches only through sessionisation (``attribution.sessions``).
+"""
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from attribution.channels import ChannelRules, TrafficSignals, classify
-from attribution.observations import Observation, PageHit
+import orjson
+import polars as pl
+
+from attribution._interim import classify_arrivals
+from attribution.channels import ChannelRules
 from attribution.policy import Config, ConversionRule, RoutingRule
-from schemas.records import Conversion, IdentityLink, InteractionKind, LinkKind, Touch
-from schemas.wire import MAX_MONEY, WireEvent
+from attribution.sessions import SIG_SEPARATOR
+from schemas.contracts import JourneyConversion, Link, TouchRow
+from schemas.records import LinkKind
+from schemas.wire import MAX_MONEY
+
+_SORTED = orjson.OPT_SORT_KEYS
+PAGE_TYPES = ("page", "screen")
+
+# Page view columns handed to sessionisation (see ``Observed.pages``).
+PAGE_SCHEMA = {
+    "device": pl.Utf8, "time": pl.Int64, "event_id": pl.Utf8, "sig": pl.Utf8,
+    "anonymous_id": pl.Utf8, "person_id": pl.Utf8, "account_id": pl.Utf8,
+    "channel": pl.Utf8, "source": pl.Utf8, "medium": pl.Utf8, "campaign": pl.Utf8,
+    "url": pl.Utf8, "referrer": pl.Utf8,
+}
 
 
-def signals_of(event: WireEvent) -> TrafficSignals:
-    campaign = event.context.campaign
-    page = event.context.page
-    props = event.properties
-    return TrafficSignals(
-        utm_source=(campaign.source if campaign else None) or _str(props.get("utm_source")),
-        utm_medium=(campaign.medium if campaign else None) or _str(props.get("utm_medium")),
-        utm_campaign=(campaign.name if campaign else None) or _str(props.get("utm_campaign")),
-        referrer=(page.referrer if page else None) or _str(props.get("referrer")),
-        page_url=(page.url if page else None) or _str(props.get("url")),
-        explicit_channel=_str(props.get("channel")),
+@dataclass
+class Observed:
+    """Observations of one batch, each with the device (anonymousId, else userId) it is of."""
+
+    links: list[Link] = field(default_factory=list)  # first sighting of each link
+    link_rows: list[int] = field(default_factory=list)  # the row of each link's sighting
+    pages: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=PAGE_SCHEMA))
+    touches: list[tuple[str, TouchRow]] = field(default_factory=list)  # interaction touches
+    conversions: list[tuple[str, JourneyConversion]] = field(default_factory=list)
+    last_times: dict[str, int] = field(default_factory=dict)  # device -> latest event time
+
+
+def _nonempty(name: str) -> pl.Expr:
+    return pl.when(pl.col(name).str.len_bytes() > 0).then(pl.col(name))
+
+
+def _signals(columns: pl.DataFrame) -> pl.DataFrame:
+    """An event's traffic signals: context.campaign / context.page, else properties."""
+    return columns.select(
+        pl.coalesce(_nonempty("campaign_source"), "prop_utm_source").alias("utm_source"),
+        pl.coalesce(_nonempty("campaign_medium"), "prop_utm_medium").alias("utm_medium"),
+        pl.coalesce(_nonempty("campaign_name"), "prop_utm_campaign").alias("utm_campaign"),
+        pl.coalesce(_nonempty("page_referrer"), "prop_referrer").alias("referrer"),
+        pl.coalesce(_nonempty("page_url"), "prop_url").alias("page_url"),
+        pl.col("prop_channel").alias("explicit_channel"),
     )
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+Properties = Callable[[int], dict[str, Any]]  # an event's properties, by its row number
 
 
-def _identity_links(event: WireEvent, time: datetime) -> list[IdentityLink]:
-    links: list[IdentityLink] = []
-    if event.type == "alias":
-        assert event.previous_id is not None and event.user_id is not None
-        links.append(
-            IdentityLink(event_id=event.message_id, time=time, kind=LinkKind.ALIAS,
-                         from_id=event.previous_id, to_id=event.user_id)
+def observe(columns: pl.DataFrame, properties: Properties, config: Config,
+            rules: ChannelRules) -> Observed:
+    """Observations of validated events: wire columns (``schemas`` wire columns) plus a
+    ``row`` column numbering each event, by which ``properties`` finds its properties (only
+    asked for conversions and interaction touches, whose values live there)."""
+    out = Observed()
+    if columns.height == 0:
+        return out
+    cols = columns.with_columns(pl.coalesce("anonymous_id", "user_id").alias("device"))
+    out.last_times = dict(cols.group_by("device").agg(pl.col("time_us").max()).iter_rows())
+    out.link_rows, out.links = _links(cols)
+    out.pages = _pages(cols.filter(pl.col("type").is_in(PAGE_TYPES)), rules)
+    tracks = cols.filter(pl.col("type") == "track")
+    if tracks.height:
+        _tracks(tracks, properties, config, rules, out)
+    return out
+
+
+def raw_properties(raws: Sequence[Any]) -> Properties:
+    """``properties`` over the raw events a batch was validated from (row = input index)."""
+    def properties(row: int) -> dict[str, Any]:
+        raw = raws[row]
+        props = raw.get("properties") if isinstance(raw, dict) else None
+        return props if isinstance(props, dict) else {}
+
+    return properties
+
+
+def _links(cols: pl.DataFrame) -> tuple[list[int], list[Link]]:
+    """Each link's first sighting (and its row), in row order."""
+    common = [pl.col("time_us"), pl.col("message_id"), pl.col("row")]
+    alias = cols.filter((pl.col("type") == "alias") & pl.col("previous_id").is_not_null()
+                        & pl.col("user_id").is_not_null()).select(
+        pl.lit(LinkKind.ALIAS.value).alias("kind"), pl.col("previous_id").alias("from_id"),
+        pl.col("user_id").alias("to_id"), *common, pl.lit(0).alias("order"))
+    person = cols.filter(pl.col("anonymous_id").is_not_null()
+                         & pl.col("user_id").is_not_null()).select(
+        pl.lit(LinkKind.ANONYMOUS_PERSON.value).alias("kind"),
+        pl.col("anonymous_id").alias("from_id"), pl.col("user_id").alias("to_id"), *common,
+        pl.lit(1).alias("order"))
+    account = cols.filter(pl.col("group_id").is_not_null() & pl.col("device").is_not_null()
+                          ).select(
+        pl.lit(LinkKind.PERSON_ACCOUNT.value).alias("kind"),
+        pl.coalesce("user_id", "anonymous_id").alias("from_id"),
+        pl.col("group_id").alias("to_id"), *common, pl.lit(2).alias("order"))
+    links = pl.concat([alias, person, account]).sort(["row", "order"]).unique(
+        subset=["kind", "from_id", "to_id"], keep="first", maintain_order=True)
+    rows = links.select("row", "kind", "from_id", "to_id", "time_us", "message_id").iter_rows()
+    found = [(row, Link(kind, from_id, to_id, time, event_id))
+             for row, kind, from_id, to_id, time, event_id in rows]
+    return [row for row, _ in found], [link for _, link in found]
+
+
+def _pages(pages: pl.DataFrame, rules: ChannelRules) -> pl.DataFrame:
+    if pages.height == 0:
+        return pl.DataFrame(schema=PAGE_SCHEMA)
+    signals = _signals(pages)
+    classified = classify_arrivals(signals, rules)
+    sig = pl.when(classified["sig_source"].is_not_null()).then(pl.concat_str(
+        [pl.col("sig_source"), pl.col("sig_medium"), pl.col("sig_campaign").fill_null("")],
+        separator=SIG_SEPARATOR))
+    return pl.DataFrame({
+        "device": pages["device"], "time": pages["time_us"], "event_id": pages["message_id"],
+        "sig": classified.select(sig.alias("sig"))["sig"],
+        "anonymous_id": pages["anonymous_id"], "person_id": pages["user_id"],
+        "account_id": pages["group_id"], "channel": classified["channel"],
+        "source": classified["source"], "medium": classified["medium"],
+        "campaign": classified["campaign"], "url": signals["page_url"],
+        "referrer": signals["referrer"],
+    }, schema=PAGE_SCHEMA)
+
+
+def visit_properties(url: str | None, referrer: str | None) -> str:
+    """The landed properties of a visit touch: its landing page and referrer."""
+    props: dict[str, str] = {}
+    if url:
+        props["url"] = url
+    if referrer:
+        props["referrer"] = referrer
+    return orjson.dumps(props, option=_SORTED).decode()
+
+
+def _tracks(tracks: pl.DataFrame, properties: Properties, config: Config,
+            rules: ChannelRules, out: Observed) -> None:
+    """Conversions (per row: their values and ids live in free-form properties) and
+    interaction touches (classified in bulk)."""
+    names = tracks["event"].unique().to_list()
+    conversion_rules = {n: c for n in names if (c := config.conversion_rule(n)) is not None}
+    interactions = {n: i for n in names
+                    if n not in conversion_rules and (i := config.interaction_rule(n)) is not None}
+    if conversion_rules:
+        for row in tracks.filter(pl.col("event").is_in(list(conversion_rules))).iter_rows(
+                named=True):
+            props = properties(row["row"])
+            rule = conversion_rules[row["event"]]
+            out.conversions.append((row["device"], _conversion(row, props, rule, config)))
+    if interactions:
+        chosen = tracks.filter(pl.col("event").is_in(list(interactions)))
+        defaults = pl.Series("default", [interactions[n].channel for n in chosen["event"]],
+                             dtype=pl.Utf8)
+        signals = _signals(chosen).with_columns(defaults)
+        # An interaction without utm or explicit channel takes its rule's channel
+        # (a meeting is "Sales Meeting" wherever the page was).
+        use_default = (pl.col("explicit_channel").is_null() & pl.col("default").is_not_null()
+                       & pl.col("utm_source").is_null() & pl.col("utm_medium").is_null())
+        signals = signals.select(
+            "utm_source", "utm_medium", "utm_campaign",
+            pl.when(use_default).then(None).otherwise(pl.col("referrer")).alias("referrer"),
+            pl.when(use_default).then(None).otherwise(pl.col("page_url")).alias("page_url"),
+            pl.when(use_default).then(pl.col("default")).otherwise(
+                pl.col("explicit_channel")).alias("explicit_channel"),
         )
-    if event.anonymous_id and event.user_id:
-        links.append(
-            IdentityLink(event_id=event.message_id, time=time, kind=LinkKind.ANONYMOUS_PERSON,
-                         from_id=event.anonymous_id, to_id=event.user_id)
-        )
-    if event.group_id and (event.user_id or event.anonymous_id):
-        member = event.user_id or event.anonymous_id
-        assert member is not None
-        links.append(
-            IdentityLink(event_id=event.message_id, time=time, kind=LinkKind.PERSON_ACCOUNT,
-                         from_id=member, to_id=event.group_id)
-        )
-    return links
+        classified = classify_arrivals(signals, rules)
+        for row, arrival in zip(chosen.iter_rows(named=True),
+                                classified.iter_rows(named=True), strict=True):
+            props = {"event": row["event"], **properties(row["row"])}
+            touch = TouchRow(row["message_id"], row["time_us"], row["anonymous_id"],
+                             row["user_id"], row["group_id"], arrival["channel"],
+                             arrival["source"], arrival["medium"], arrival["campaign"],
+                             interactions[row["event"]].kind.value,
+                             orjson.dumps(props, option=_SORTED).decode())
+            out.touches.append((row["device"], touch))
 
 
 def conversion_value(props: dict[str, Any], rule: ConversionRule) -> float:
@@ -102,67 +238,24 @@ def route_policy(config: Config, rule: ConversionRule, event: str, value: float,
     return rule.policy
 
 
-def _conversion(event: WireEvent, time: datetime, rule: ConversionRule, config: Config,
-                source: str | None) -> Conversion:
-    props = event.properties
+def _conversion(row: dict[str, Any], props: dict[str, Any], rule: ConversionRule,
+                config: Config) -> JourneyConversion:
     value = conversion_value(props, rule)
     raw_id = props.get(rule.id_field)
-    local_id = str(raw_id) if isinstance(raw_id, str | int) and str(raw_id) else event.message_id
+    local_id = str(raw_id) if isinstance(raw_id, str | int) and str(raw_id) else row["message_id"]
     currency = props.get(rule.currency_field)
-    return Conversion(
+    event = row["event"] or ""
+    return JourneyConversion(
         conversion_id=f"{rule.kind}:{local_id}",
-        event_id=event.message_id,
-        time=time,
+        event_id=row["message_id"],
+        time=row["time_us"],
         kind=rule.kind,
-        event=event.event or "",
-        policy=route_policy(config, rule, event.event or "", value, props, source),
+        event=event,
+        policy=route_policy(config, rule, event, value, props, row["source"]),
         value=value,
         currency=currency.upper() if isinstance(currency, str) and currency else None,
-        anonymous_id=event.anonymous_id,
-        person_id=event.user_id,
-        account_id=event.group_id,
-        properties=props,
-    )
-
-
-def normalize(event: WireEvent, time: datetime, config: Config, rules: ChannelRules,
-              source: str | None = None) -> list[Observation]:
-    """All observations of one event, in a fixed order: links first, then the fact."""
-    out: list[Observation] = list(_identity_links(event, time))
-    if event.type in ("page", "screen"):
-        out.append(
-            PageHit(event_id=event.message_id, time=time, anonymous_id=event.anonymous_id,
-                    person_id=event.user_id, account_id=event.group_id,
-                    signals=signals_of(event), properties=event.properties)
-        )
-    elif event.type == "track":
-        name = event.event or ""
-        conversion_rule = config.conversion_rule(name)
-        if conversion_rule is not None:
-            out.append(_conversion(event, time, conversion_rule, config, source))
-        else:
-            interaction = config.interaction_rule(name)
-            if interaction is not None:
-                out.append(_interaction_touch(event, time, interaction.kind, interaction.channel,
-                                              rules))
-    return out
-
-
-def _interaction_touch(event: WireEvent, time: datetime, kind: InteractionKind,
-                       default_channel: str | None, rules: ChannelRules) -> Touch:
-    signals = signals_of(event)
-    if signals.explicit_channel is None and default_channel is not None and not (
-        signals.utm_source or signals.utm_medium
-    ):
-        signals = TrafficSignals(
-            utm_source=signals.utm_source, utm_medium=signals.utm_medium,
-            utm_campaign=signals.utm_campaign, referrer=None, page_url=None,
-            explicit_channel=default_channel,
-        )
-    classified = classify(signals, rules)
-    return Touch(
-        event_id=event.message_id, time=time, anonymous_id=event.anonymous_id,
-        person_id=event.user_id, account_id=event.group_id, channel=classified.channel,
-        source=classified.source, medium=classified.medium, campaign=classified.campaign,
-        kind=kind, properties={"event": event.event, **event.properties},
+        anonymous_id=row["anonymous_id"],
+        person_id=row["user_id"],
+        account_id=row["group_id"],
+        properties=orjson.dumps(props, option=_SORTED).decode(),
     )

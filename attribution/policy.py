@@ -176,6 +176,9 @@ class InteractionRule(_Strict):
 
 class SessionSettings(_Strict):
     timeout: Duration = timedelta(minutes=30)
+    # A device keeps its page views this long behind its latest one, so pages arriving late
+    # or out of order within it re-cut its sessions exactly as sorted batch replay does.
+    reorder_window: Duration = timedelta(days=1)
 
 
 class Config(_Strict):

@@ -1,8 +1,15 @@
 """Sessionisation: one visit touch per session, not one per page view.
 
 A session ends after ``timeout`` of inactivity or when a page arrives with another
-campaign (source, medium, campaign). ``step`` is a fold over one device's page hits,
-so the batch path (sorted list) and the stream (per-device state) share it.
+campaign (source, medium, campaign). ``step`` is the definition: a fold over one
+device's page hits in (time, event id) order. ``mark_session_starts`` computes the same
+fold for many devices at once as a sort and window functions, which batch replay runs
+over all pages and the stream's device stage over each device's retained and new pages.
+
+Why it vectorises: within a run of pages without an inactivity gap, the session's
+signature is the signature of its first page, and a page with another (non-null)
+signature starts a new session; so the signature a page is compared with is the last
+non-null signature before it in the run (a forward fill), or null at the run's start.
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import polars as pl
 
 from attribution.channels import ChannelRules, campaign_signature, classify
 from attribution.observations import PageHit
@@ -70,3 +79,36 @@ def sessionize(hits: Iterable[PageHit], timeout: timedelta, rules: ChannelRules)
         if touch is not None:
             touches.append(touch)
     return touches
+
+
+# --- the same fold over many devices at once ------------------------------------------------
+
+SIG_SEPARATOR = "\x1f"
+
+
+def signature_key(signature: Signature | None) -> str | None:
+    """A signature as one comparable string (None stays None)."""
+    if signature is None:
+        return None
+    source, medium, campaign = signature
+    return SIG_SEPARATOR.join((source, medium, campaign or ""))
+
+
+def mark_session_starts(pages: pl.DataFrame, timeout_us: int) -> pl.DataFrame:
+    """``pages`` (columns device, time [epoch us], event_id, sig [signature_key], plus any
+    others) sorted by (device, time, event_id) with a boolean column ``start``: the page
+    starts a session. A row with event_id "" sorting first in its device may stand for the
+    session state before these pages (its time and signature): it is never a start itself
+    but the pages after it continue its session as ``step`` would."""
+    ordered = pages.sort(["device", "time", "event_id"])
+    gap = pl.col("time").diff().over("device")
+    return ordered.with_columns(
+        (gap.is_null() | (gap > timeout_us)).cum_sum().over("device").alias("_run"),
+    ).with_columns(
+        pl.col("sig").forward_fill().shift(1).over(["device", "_run"]).alias("_current"),
+        (gap.is_null() | (gap > timeout_us)).alias("_break"),
+    ).with_columns(
+        (pl.col("_break") | (pl.col("sig").is_not_null() & (
+            pl.col("_current").is_null() | (pl.col("sig") != pl.col("_current")))))
+        .alias("start"),
+    ).drop("_run", "_current", "_break")

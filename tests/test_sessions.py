@@ -5,12 +5,13 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
 from attribution.channels import DEFAULT_RULES, TrafficSignals
 from attribution.observations import PageHit
-from attribution.sessions import SessionState, sessionize, step
+from attribution.sessions import SessionState, mark_session_starts, sessionize, step
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 TIMEOUT = timedelta(minutes=30)
@@ -68,3 +69,36 @@ def test_one_touch_per_gap_longer_than_the_timeout(minutes: list[float]) -> None
     gaps = sum(1 for a, b in itertools.pairwise(ordered)
                if timedelta(minutes=b - a) > TIMEOUT)
     assert len(touches) == 1 + gaps
+
+
+def _reference_starts(rows: list[tuple[str, int, str, str | None]], timeout_us: int
+                      ) -> set[str]:
+    """`step`'s definition, written out: fold each device's pages in (time, id) order."""
+    starts: set[str] = set()
+    by_device: dict[str, list[tuple[int, str, str | None]]] = {}
+    for device, time, event_id, sig in rows:
+        by_device.setdefault(device, []).append((time, event_id, sig))
+    for pages in by_device.values():
+        last: int | None = None
+        current: str | None = None
+        for time, event_id, sig in sorted(pages):
+            if last is not None and time - last <= timeout_us and not (
+                    sig is not None and sig != current):
+                last = time
+                continue
+            starts.add(event_id)
+            last, current = time, sig
+    return starts
+
+
+@given(st.lists(st.tuples(st.sampled_from(["d1", "d2", "d3"]),
+                          st.integers(0, 20) | st.integers(0, 10_000),
+                          st.sampled_from([None, "a", "b"])), max_size=40))
+def test_vectorised_starts_equal_the_fold(pages: list[tuple[str, int, str | None]]) -> None:
+    timeout_us = 30
+    rows = [(device, time, f"e{i:03d}", sig) for i, (device, time, sig) in enumerate(pages)]
+    frame = pl.DataFrame(rows, schema={"device": pl.Utf8, "time": pl.Int64,
+                                       "event_id": pl.Utf8, "sig": pl.Utf8}, orient="row")
+    marked = mark_session_starts(frame, timeout_us)
+    found = set(marked.filter(pl.col("start"))["event_id"].to_list())
+    assert found == _reference_starts(rows, timeout_us)
