@@ -72,7 +72,8 @@ def run(
     broker: BrokerOpt = None,
     config: ConfigOpt = None,
     warehouse: WarehouseOpt = Path("warehouse"),
-    workers: Annotated[int, typer.Option(min=1, help="Stream worker processes.")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Stream worker processes (default: one per core).")] = None,
     write_key: WriteKeyOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
@@ -81,7 +82,7 @@ def run(
     KAFKA_BROKER), stream workers and the collector, until Ctrl-C or SIGTERM."""
     import signal
 
-    from streams.runner import Workers, kafka
+    from streams.runner import Workers, default_workers, kafka
 
     text = read_config_text(config)
     loaded, stream = _load(text)
@@ -98,8 +99,9 @@ def run(
             _prepare_topics(bootstrap, stream)
             pool = Workers(bootstrap, warehouse, config, log=log)
             try:
-                pool.start(workers)
-                err.print(f"{workers} stream worker(s) started; their log: {worker_log}")
+                count = workers or default_workers()
+                pool.start(count)
+                err.print(f"{count} stream worker(s) started; their log: {worker_log}")
                 print(f"warehouse: {warehouse.resolve()}", flush=True)
                 failure = _serve(settings, _reloader(config, bootstrap, host, port, write_key),
                                  pool.alive)

@@ -68,15 +68,17 @@ def demo(
     accounts: Annotated[int, typer.Option(help="B2B accounts to generate.")] = 40,
     seed: Annotated[int, typer.Option(help="Random seed of the traffic.")] = 42,
     timeout: Annotated[float, typer.Option(help="Give up waiting after this many s.")] = 300,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Stream worker processes (default: one per core).")] = None,
 ) -> None:
-    """The main job end to end on the embedded default: broker, worker, traffic, report."""
+    """The main job end to end on the embedded default: broker, workers, traffic, report."""
     import asyncio
     import shutil
     import time
 
     from cli.analysts import print_headline_kpis
     from streams.loader import produce_events
-    from streams.runner import Workers, kafka
+    from streams.runner import Workers, default_workers, kafka
     from streams.settings import stream_settings
     from streams.worker import prepare, wait_until_landed
     from traffic.generate import TrafficSpec, generate_events
@@ -94,8 +96,8 @@ def demo(
     with kafka(None) as (bootstrap, _), (warehouse / "worker.log").open("wb") as log:
         err.print(f"embedded Kafka-compatible broker (Tansu) on {bootstrap}")
         prepare(bootstrap, settings)
-        workers = Workers(bootstrap, warehouse, config, log=log)
-        workers.start(1)
+        pool = Workers(bootstrap, warehouse, config, log=log)
+        pool.start(workers or default_workers())
         try:
             spec = TrafficSpec(seed=seed, b2c_visitors=visitors, b2b_accounts=accounts)
             sent = asyncio.run(produce_events(bootstrap, settings.topic("events"),
@@ -104,7 +106,7 @@ def demo(
             waited = wait_until_landed(bootstrap, settings, timeout=timeout)
             err.print(f"stream caught up and landed everything in {waited:.1f}s")
         finally:
-            workers.stop()
+            pool.stop()
     spend = warehouse / "spend.csv"  # the ad cost of the generated campaigns, for ROAS
     write_spend(spec, spend)
     import_spend(warehouse, spend)

@@ -18,13 +18,12 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
-from attribution.device import DeviceState
+from attribution.device import DeviceState, Page
 from attribution.journey import JourneyState
 from attribution.journeys import account_key, person_key
-from schemas.records import Conversion, IdentityLink, Touch
+from schemas.contracts import JourneyConversion, JourneyTouch, Link
 from streams.envelope import EnvelopeError, encode_body
+from streams.producer import kafka_producer
 
 ERASE = "erase"
 
@@ -42,7 +41,7 @@ def marker_ids(payload: dict[str, Any]) -> frozenset[str]:
     return frozenset(ids)
 
 
-def mentions(record: Touch | Conversion, ids: frozenset[str]) -> bool:
+def mentions(record: JourneyConversion | JourneyTouch | Page, ids: frozenset[str]) -> bool:
     return bool({record.anonymous_id, record.person_id, record.account_id} & ids)
 
 
@@ -55,13 +54,14 @@ def scrub_device(key: str, state: DeviceState, ids: frozenset[str]) -> DeviceSta
         return None
     touches = {k: t for k, t in state.touches.items() if not mentions(t, ids)}
     conversions = {k: c for k, c in state.conversions.items() if not mentions(c.conversion, ids)}
+    pages = [p for p in state.pages if not mentions(p, ids)]
     account = None if state.account in ids else state.account
-    if (len(touches), len(conversions), account) == (
-            len(state.touches), len(state.conversions), state.account):
+    if (len(touches), len(conversions), len(pages), account) == (
+            len(state.touches), len(state.conversions), len(state.pages), state.account):
         return state
-    ends = {k: end for k, end in state.session_ends.items() if k in touches}
+    spans = {k: end for k, end in state.spans.items() if k in touches}
     return dataclasses.replace(state, touches=touches, conversions=conversions, account=account,
-                               session_ends=ends)
+                               pages=pages, spans=spans)
 
 
 def scrub_journey(key: str, state: JourneyState, ids: frozenset[str]) -> JourneyState | None:
@@ -76,14 +76,14 @@ def scrub_journey(key: str, state: JourneyState, ids: frozenset[str]) -> Journey
     return dataclasses.replace(state, touches=touches, conversions=conversions)
 
 
-def scrub_link(key: str, link: IdentityLink, ids: frozenset[str]) -> IdentityLink | None:
+def scrub_link(key: str, link: Link, ids: frozenset[str]) -> Link | None:
     return None if link.from_id in ids or link.to_id in ids else link
 
 
 async def send_erase_marker(bootstrap: str, events_topic: str, partitions: int,
                             marker: bytes) -> None:
     """Put the marker on every partition of the events topic and wait for the acks."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = kafka_producer(bootstrap)
     await producer.start()
     try:
         sent = [await producer.send(events_topic, value=marker, partition=p)

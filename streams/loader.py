@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from streams.envelope import MAX_MESSAGE_BYTES, bounded, encode_envelope
+from streams.producer import kafka_producer
 from streams.routing import group_by_partition
 from streams.stages import device_key
 
@@ -21,7 +22,7 @@ async def produce_events(bootstrap: str, topic: str, partitions: int,
                          envelope_max: int = 1000) -> int:
     """Send events in order; returns how many were sent. Events without an id go to
     partition 0 so that the stream dead-letters them with their reason."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = kafka_producer(bootstrap)
     await producer.start()
     sent = 0
     try:

@@ -122,29 +122,42 @@ class WorkerMetrics:
         """What a stage sends onward, per target topic; credits counted per conversion."""
         sent = {names.identity: len(out.links), names.journeys: len(out.deltas),
                 names.events: len(out.updates), names.dead: len(out.dead),
-                names.landing: sum(len(rows) for rows in out.rows.values())}
+                names.landing: sum(_height(cols) for cols in out.rows.values())}
         for topic, count in sent.items():
             if count:
                 self.items_out.labels(agent, topic).inc(count)
         for row in out.dead:
             self.dead_letters.labels(agent, dead_letter_reason(str(row.get("reason", "")))).inc()
-        self.credited(out.rows.get("credits", ()))
+        credits = out.rows.get("credits")
+        if credits:
+            self.credited(credits)
 
-    def credited(self, credits: Sequence[Mapping[str, Any]]) -> None:
-        versions = {(row["conversion_id"], row["version"]): row for row in credits}
-        for row in versions.values():
-            self.conversions_credited.labels(row["policy"], row["reason"]).inc()
+    def credited(self, credits: Mapping[str, Sequence[Any]]) -> None:
+        """Conversions (re-)credited, from the columns of a credits message."""
+        versions = {(cid, version): (policy, reason) for cid, version, policy, reason in zip(
+            credits["conversion_id"], credits["version"], credits["policy"], credits["reason"],
+            strict=True)}
+        for policy, reason in versions.values():
+            self.conversions_credited.labels(policy, reason).inc()
 
-    def landed(self, rows_by_table: Mapping[str, Sequence[Any]], seconds: float) -> None:
+    def landed(self, rows_by_table: Mapping[str, int], seconds: float) -> None:
         """One sink batch in place: a file per non-empty table (see streams.sink)."""
         self.flush_seconds.observe(seconds)
         for table, rows in rows_by_table.items():
             if rows:
-                self.rows_landed.labels(table).inc(len(rows))
+                self.rows_landed.labels(table).inc(rows)
                 self.files_written.labels(table).inc()
 
 
+def _height(cols: Mapping[str, Sequence[Any]]) -> int:
+    return len(next(iter(cols.values()))) if cols else 0
+
+
 def _size(items: list[Any] | dict[str, Any]) -> int:
-    if isinstance(items, dict):  # {"table": [rows]} on the landing topic
-        return sum(len(v) for v in items.values() if isinstance(v, list))
-    return len(items)
+    """Items of a body: a list's length; columns' height; per-table columns' total."""
+    if isinstance(items, list):
+        return len(items)
+    values = list(items.values())
+    if values and all(isinstance(v, list) for v in values):
+        return len(values[0])  # columns
+    return sum(_size(v) for v in values if isinstance(v, list | dict))

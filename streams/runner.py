@@ -19,6 +19,11 @@ from typing import IO
 from streams.broker import EmbeddedBroker, broker_from_env
 
 
+def default_workers() -> int:
+    """One stream worker per core: each is one Python process (one busy thread)."""
+    return os.cpu_count() or 1
+
+
 @contextlib.contextmanager
 def kafka(flag: str | None) -> Iterator[tuple[str, EmbeddedBroker | None]]:
     """The configured broker, or an embedded Tansu on 127.0.0.1 for the duration."""

@@ -1,44 +1,62 @@
 """One Kafka message in, state changes and outgoing items out: the body of each agent.
 
-Kept free of Faust so it is plain to read and test; the agents in ``streams.app``
-only fetch state, call these, write the touched state back once per key and send.
+Kept free of Faust so it is plain to read and test; ``streams.runner`` fetches state,
+calls these, writes the touched state back once per message and sends the results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+import polars as pl
+
+from attribution._interim import validate_batch
 from attribution.channels import ChannelRules
-from attribution.device import DeviceOutput, DeviceState, expire, new_device, on_event, on_identity
+from attribution.device import DeviceOutput, DeviceState, new_device, on_events, on_identity
 from attribution.identity import IdentityGraph, apply_links
 from attribution.journey import JourneyOutput, JourneyState, on_delta
+from attribution.normalize import observe, raw_properties
 from attribution.policy import Config
-from schemas.records import IdentityLink, conversion_row, record_row
-from schemas.wire import EventRejected, parse_event
-from streams import codec
+from schemas.contracts import IdentityUpdate, JourneyDelta, Link
+from streams.messages import (
+    CONVERSION_COLUMNS,
+    CREDIT_COLUMNS,
+    IDENTITY_MAP_COLUMNS,
+    TOUCH_COLUMNS,
+    Columns,
+    Tables,
+    columns,
+    decode_updates,
+    link_columns,
+)
 
 Row = dict[str, Any]
+_US = timedelta(microseconds=1)
+REJECTED_COLUMNS = ("source", "position", "reason", "raw")
 
 
 @dataclass
 class StageOutput:
     """Everything one message produces, grouped by destination."""
 
-    states: dict[str, Any] = field(default_factory=dict)  # key -> state to write back
-    links: list[IdentityLink] = field(default_factory=list)
-    deltas: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (journey key, delta)
-    updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (device, update)
-    rows: dict[str, list[Row]] = field(default_factory=dict)  # warehouse table -> rows
-    dead: list[Row] = field(default_factory=list)
+    states: dict[str, Any] = field(default_factory=dict)  # key -> new state, None: delete
+    links: list[Link] = field(default_factory=list)
+    deltas: list[tuple[str, JourneyDelta]] = field(default_factory=list)
+    updates: list[IdentityUpdate] = field(default_factory=list)
+    rows: Tables = field(default_factory=dict)  # warehouse table -> columns
+    dead: list[Row] = field(default_factory=list)  # rejected input, for the dead-letter topic
 
-    def land(self, table: str, rows: Iterable[Row]) -> None:
-        self.rows.setdefault(table, []).extend(rows)
+    def land(self, table: str, cols: Columns) -> None:
+        if cols and any(cols.values()):
+            self.rows[table] = cols
 
 
-def device_key(raw: dict[str, Any]) -> str | None:
+def device_key(raw: Mapping[str, Any]) -> str | None:
+    """The partition key of a raw event: anonymousId, else userId (as the producers route)."""
     for field_name in ("anonymousId", "userId"):
         value = raw.get(field_name)
         if isinstance(value, str) and value.strip():
@@ -48,15 +66,21 @@ def device_key(raw: dict[str, Any]) -> str | None:
     return None
 
 
-def _rejected(raw: Any, reason: str, position: str, source: str) -> Row:
-    text = codec.dumps(raw).decode() if not isinstance(raw, str) else raw
+def rejected_row(raw: Any, reason: str, position: str, source: str = "stream") -> Row:
+    text = raw if isinstance(raw, str) else orjson.dumps(raw, default=repr).decode()
     return {"source": source, "position": position, "reason": reason, "raw": text[:10_000],
             "landed_at": datetime.now(UTC)}
 
 
-def devices_message(get: Callable[[str], DeviceState | None], payload: dict[str, Any],
-                    position: str, config: Config, rules: ChannelRules) -> StageOutput:
-    """Device stage: raw events (sessions, normalisation) or identity answers."""
+def _land_rejected(out: StageOutput) -> None:
+    out.land("rejected", columns([tuple(r[c] for c in REJECTED_COLUMNS) for r in out.dead],
+                                 REJECTED_COLUMNS))
+
+
+def devices_message(get: Callable[[str], DeviceState | None], payload: Mapping[str, Any],
+                    position: str, config: Config, rules: ChannelRules,
+                    now_us: int | None = None, watermark: int | None = None) -> StageOutput:
+    """Device stage: raw events (validation, sessions, routing) or identity answers."""
     out = StageOutput()
     emitted = DeviceOutput()
     states: dict[str, DeviceState] = {}
@@ -66,64 +90,53 @@ def devices_message(get: Callable[[str], DeviceState | None], payload: dict[str,
             states[key] = get(key) or new_device(key)
         return states[key]
 
-    for index, raw in enumerate(payload.get("events", [])):
-        where = f"{position}#{index}"
-        key = device_key(raw) if isinstance(raw, dict) else None
-        try:
-            if key is None:
-                parse_event(raw)  # raises with the precise reason
-                raise EventRejected([])  # pragma: no cover - parse_event always rejects here
-            event, time = parse_event(raw)
-        except EventRejected as exc:
-            out.dead.append(_rejected(raw, str(exc) or "invalid event", where, "stream"))
-            continue
-        source = raw.get("source") if isinstance(raw.get("source"), str) else None
-        try:
-            on_event(state_of(key), event, time, config, rules, emitted, source)
-        except Exception as exc:  # one event's failure must not take its envelope with it
-            out.dead.append(_rejected(raw, f"event could not be processed: {exc!r}", where,
-                                      "stream"))
-    for raw in payload.get("updates", []):
-        update = codec.update_from(raw)
-        on_identity(state_of(update.id), update, config, emitted)
-    for state in states.values():
-        if state.last_time is not None:
-            expire(state, state.last_time, config)
+    events = payload.get("events")
+    if isinstance(events, list) and events:
+        batch = validate_batch(events, now_us)
+        for index, reason in batch.rejected:
+            out.dead.append(rejected_row(events[index], reason, f"{position}#{index}"))
+        valid = batch.columns.with_columns(pl.Series("row", batch.index, dtype=pl.Int64))
+        on_events(state_of, observe(valid, raw_properties(events), config, rules), config,
+                  emitted, watermark)
+    if "updates" in payload:
+        for update in decode_updates(payload):
+            on_identity(state_of(update.id), update, config, emitted)
     out.states = dict(states)
     out.links = emitted.links
-    out.deltas = [(key, codec.delta_to(delta)) for key, delta in emitted.journeys.items()]
-    out.land("touches", (record_row(t) for t in emitted.new_touches))
-    out.land("rejected", out.dead)
+    out.deltas = list(emitted.journeys.items())
+    out.land("touches", columns(emitted.touches, TOUCH_COLUMNS))
+    _land_rejected(out)
     return out
 
 
-def identity_message(graph: IdentityGraph, links: list[IdentityLink]) -> StageOutput:
+def identity_message(graph: IdentityGraph, links: Sequence[Link]) -> StageOutput:
     """Identity stage: add links, answer every affected id on its device's partition."""
     out = StageOutput()
-    updates = apply_links(graph, links)
-    out.updates = [(u.id, codec.update_to(u)) for u in updates]
+    out.updates = apply_links(graph, links)
     # Monotone in processing order, so the `identities` view's "latest as_of wins" picks
     # the newest answer even when a link arrives with an older event time.
-    as_of = graph.next_as_of() or datetime.now(UTC)
-    out.land("identity_links", (record_row(link) for link in links))
-    out.land("identity_map", ({"id": u.id, "person_key": u.person, "account_key": u.account,
-                               "as_of": as_of} for u in updates))
+    as_of = graph.next_as_of()
+    if as_of is None:
+        as_of = (datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // _US
+    out.land("identity_links", link_columns(links))
+    out.land("identity_map", columns([(u.id, u.person, u.account, as_of) for u in out.updates],
+                                     IDENTITY_MAP_COLUMNS))
     return out
 
 
-def journeys_message(get: Callable[[str], JourneyState | None], deltas: list[dict[str, Any]],
-                     config: Config) -> StageOutput:
+def journeys_message(get: Callable[[str], JourneyState | None],
+                     deltas: Sequence[tuple[str, JourneyDelta]], config: Config) -> StageOutput:
     """Journey stage: apply deltas per journey, credit, emit credits and conversions."""
     out = StageOutput()
     states: dict[str, JourneyState] = {}
     result = JourneyOutput()
-    for item in deltas:
-        key = item["key"]
+    for key, delta in deltas:
         if key not in states:
             states[key] = get(key) or JourneyState(key)
-        on_delta(states[key], codec.delta_from(item), config, result)
+        on_delta(states[key], delta, config, result)
     out.states = dict(states)
-    out.land("credits", (record_row(c) for c in result.credits))
-    out.land("conversions", (conversion_row(c, key) for c, key in result.conversions))
+    out.land("credits", columns(result.credits, CREDIT_COLUMNS))
+    out.land("conversions", columns([(*c, key) for c, key in result.conversions],
+                                    CONVERSION_COLUMNS))
     return out
 

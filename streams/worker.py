@@ -12,6 +12,7 @@ import faust
 from attribution.defaults import channel_rules, load_config
 from streams.app import create_app
 from streams.broker import consumer_group_lag, create_topics
+from streams.gc_tuning import tune_gc
 from streams.health import OpsServer
 from streams.logs import LogFormat, logging_config
 from streams.metrics import WorkerMetrics
@@ -41,6 +42,7 @@ def run_worker(bootstrap: str, warehouse: Path, config_text: str | None,
     # so every send built a debug record only to drop it: 3% of a busy worker (py-spy).
     worker.spinner = None
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    tune_gc()
     worker.execute_from_commandline()
 
 

@@ -17,10 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attribution.batch import attribute_events
+from attribution.credit import to_micros
 from attribution.defaults import channel_rules, load_config
-from attribution.device import DeviceState, RoutedConversion
+from attribution.device import DeviceState
 from attribution.journey import CreditedConversion, JourneyState
-from schemas.records import Conversion, IdentityLink, LinkKind, Touch
+from schemas.contracts import JourneyConversion, JourneyTouch, Link, RoutedConversion
+from schemas.records import LinkKind
 from streams.erase import marker_ids, scrub_device, scrub_journey, scrub_link
 from tests.test_batch import B2C_JOURNEY, T0, group, identify, page, track
 from warehouse.erase import erase_warehouse
@@ -188,15 +190,13 @@ T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def touch(event_id: str, anon: str | None, person: str | None = None,
-          account: str | None = None) -> Touch:
-    return Touch(event_id=event_id, time=T, anonymous_id=anon, person_id=person,
-                 account_id=account, channel="Direct", kind="visit")
+          account: str | None = None) -> JourneyTouch:
+    return JourneyTouch(to_micros(T), event_id, "Direct", None, "visit", anon, person, account)
 
 
-def conversion(cid: str, anon: str | None, account: str | None = None) -> Conversion:
-    return Conversion(conversion_id=cid, event_id=cid, time=T, kind="purchase",
-                      event="Order Completed", policy="b2c", value=1.0, anonymous_id=anon,
-                      account_id=account)
+def conversion(cid: str, anon: str | None, account: str | None = None) -> JourneyConversion:
+    return JourneyConversion(cid, cid, to_micros(T), "purchase", "Order Completed", "b2c", 1.0,
+                             None, anon, None, account, "{}")
 
 
 def test_scrub_device_deletes_the_persons_devices_and_strips_mentions() -> None:
@@ -227,7 +227,7 @@ def test_scrub_journey_deletes_the_persons_journeys_and_their_touches_in_account
 
 
 def test_scrub_link_and_marker_validation() -> None:
-    link = IdentityLink(event_id="e", time=T, kind=LinkKind.ALIAS, from_id="old", to_id="u-1")
+    link = Link(LinkKind.ALIAS.value, "old", "u-1", to_micros(T), "e")
     assert scrub_link("k", link, frozenset({"u-1"})) is None
     assert scrub_link("k", link, frozenset({"u-2"})) is link
     assert marker_ids({"erase": {"id": "x", "ids": ["a", "b"]}}) == frozenset({"a", "b"})

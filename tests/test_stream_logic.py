@@ -1,26 +1,29 @@
 """Stream stages (device -> identity -> journey) without a broker: list in, credits out.
 
-The same pure functions run in the Faust agents; tests/streams/ repeats the key cases
-against the real broker.
+The real runners, stages, state tables and message codecs run in one process
+(tests/support/harness.py); tests/streams/ repeats the key cases against the real broker.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from attribution.batch import attribute_events
+from schemas.contracts import CreditRow
 from schemas.records import Credit
-from tests.streamsim import InMemoryStream
+from tests.support.harness import StreamHarness
 from tests.test_batch import B2C_JOURNEY, CONFIG, RULES, T0, group, page, track
 from traffic.generate import TrafficSpec, generate_events
 
 NOW = T0 + timedelta(days=400)
 
 
-def credit_map(credits: list[Credit]) -> dict[tuple[str, str, str | None], float]:
+def credit_map(credits: list[Credit] | list[CreditRow]) -> dict[tuple[str, str, str | None],
+                                                                float]:
     return {(c.conversion_id, c.model, c.touch_event_id): round(c.credit, 9) for c in credits}
 
 
@@ -29,15 +32,9 @@ def batch_credits(events: list[dict[str, Any]]) -> list[Credit]:
                             now=NOW).credits
 
 
-def stream(events: list[dict[str, Any]], one_by_one: bool) -> InMemoryStream:
-    sim = InMemoryStream(CONFIG, RULES, NOW)
-    if one_by_one:
-        for event in events:
-            sim.ingest([event])
-            sim.drain()
-    else:
-        sim.ingest(events)
-        sim.drain()
+def stream(events: list[dict[str, Any]], one_by_one: bool) -> StreamHarness:
+    sim = StreamHarness(CONFIG, RULES, now=NOW)
+    sim.run(events, chunk=1 if one_by_one else None)
     return sim
 
 
@@ -51,7 +48,8 @@ def test_identity_merge_re_credits_with_a_higher_version() -> None:
     # Everything reaches the device stage before any identity answer comes back, so the
     # order is first credited on the anonymous device's own journey, then re-routed.
     sim = stream(B2C_JOURNEY, one_by_one=False)
-    linear = [c for c in sim.credits if c.conversion_id == "purchase:A-1" and c.model == "linear"]
+    linear = [c for c in sim.credits() if c.conversion_id == "purchase:A-1"
+              and c.model == "linear"]
     versions = sorted({c.version for c in linear})
     assert len(versions) >= 2, versions
     latest = [c for c in linear if c.version == versions[-1]]
@@ -64,7 +62,7 @@ def test_late_touch_re_credits_and_keeps_the_old_version() -> None:
     late_ad = page("p9", 30, "v9", "https://shop.example/?utm_source=tiktok&utm_medium=paid_social")
     sim = stream([page("p8", 0, "v9", referrer="https://www.google.com/"), order, late_ad],
                  one_by_one=True)
-    last = [c for c in sim.credits if c.model == "last_touch"]
+    last = [c for c in sim.credits() if c.model == "last_touch"]
     assert [(c.version, c.channel, c.reason) for c in last] == [
         (1, "Organic Search", "initial"), (2, "Paid Social", "late_touch")]
 
@@ -74,14 +72,13 @@ def test_touch_later_than_the_allowed_lateness_does_not_re_credit() -> None:
     much_later = page("p10", 3 * 1440, "v9", referrer="https://www.bing.com/")  # watermark +3d
     late_ad = page("p9", 30, "v9", "https://shop.example/?utm_source=tiktok&utm_medium=paid_social")
     sim = stream([order, much_later, late_ad], one_by_one=True)
-    assert {c.version for c in sim.credits} == {1}
+    assert {c.version for c in sim.credits()} == {1}
 
 
 def test_redelivered_events_change_nothing() -> None:
     sim = stream(B2C_JOURNEY, one_by_one=True)
     before = credit_map(sim.latest_credits())
-    sim.ingest(B2C_JOURNEY)  # at-least-once: the whole input again
-    sim.drain()
+    sim.run(B2C_JOURNEY)  # at-least-once: the whole input again
     assert credit_map(sim.latest_credits()) == before
 
 
@@ -92,7 +89,8 @@ def test_page_redelivered_after_a_later_session_starts_no_phantom_session() -> N
     later = [page("s3", 50, "v5", "https://shop.example/?utm_source=tiktok&utm_medium=paid_social"),
              track("o5", 55, "Order Completed", {"order_id": "C-1", "revenue": 20}, anon="v5")]
     sim = stream([*first, *later, first[1]], one_by_one=True)
-    assert sorted(sim.devices["v5"].touches) == ["s1", "s3"]
+    device = sim.device("v5")
+    assert device is not None and sorted(device.touches) == ["s1", "s3"]
     assert credit_map(sim.latest_credits()) == credit_map(batch_credits([*first, *later]))
 
 
@@ -103,7 +101,8 @@ def test_late_page_inside_a_long_session_continues_it_as_in_batch() -> None:
               page("l4", 40, "v6"), page("l6", 60, "v6"), page("l1", 5, "v6"),
               track("o6", 61, "Order Completed", {"order_id": "C-2", "revenue": 5}, anon="v6")]
     sim = stream(events, one_by_one=True)
-    assert list(sim.devices["v6"].touches) == ["l0"]
+    device = sim.device("v6")
+    assert device is not None and list(device.touches) == ["l0"]
     assert credit_map(sim.latest_credits()) == credit_map(batch_credits(events))
 
 
@@ -115,11 +114,11 @@ def test_redelivery_after_lost_sends_routes_the_remembered_touches_again() -> No
               page("r2", 45, "v7", "https://shop.example/?utm_source=tiktok&utm_medium=paid_social"),
               page("r3", 50, "v7")]
     order = track("r4", 55, "Order Completed", {"order_id": "R-1", "revenue": 30}, anon="v7")
-    sim = InMemoryStream(CONFIG, RULES, NOW)
-    sim.ingest(visits)
-    sim.lose_sends()
-    sim.ingest([*visits, order])  # the visits redelivered from the last committed offset
-    sim.drain()
+    sim = StreamHarness(CONFIG, RULES, now=NOW)
+    sim.send_events(visits)
+    asyncio.run(sim.consume(sim.names.events))  # the device stage wrote its state...
+    sim.forget_unread([sim.names.identity, sim.names.journeys, sim.names.landing])  # ...only
+    sim.run([*visits, order])  # the visits redelivered from the last committed offset
     assert credit_map(sim.latest_credits()) == credit_map(batch_credits([*visits, order]))
     assert {c.touch_event_id for c in sim.latest_credits()} == {"r1", "r2"}
 
@@ -152,9 +151,7 @@ def test_generated_traffic_stream_equals_batch(chunk: int) -> None:
     now = datetime(2026, 11, 2, tzinfo=UTC)
     expected = attribute_events(((str(i), e) for i, e in enumerate(events)), CONFIG, RULES,
                                 now=now).credits
-    sim = InMemoryStream(CONFIG, RULES, now)
-    for start in range(0, len(events), chunk):
-        sim.ingest(events[start:start + chunk])
-        sim.drain()
+    sim = StreamHarness(CONFIG, RULES, now=now)
+    sim.run(events, chunk=chunk)
     assert len(expected) > 500
     assert credit_map(sim.latest_credits()) == credit_map(expected)

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from attribution.batch import attribute_events
 from attribution.defaults import channel_rules, load_config
 from streams.broker import EmbeddedBroker
+from streams.state.changelog import decode_record
 from tests.streams.pipeline import CreditKey, Pipeline
 from tests.test_batch import B2C_JOURNEY, group, page, track
 from traffic.generate import TrafficSpec, generate_events
@@ -83,6 +84,15 @@ def test_stage_messages_over_the_size_limit_are_split_and_change_nothing(
         small.close()
 
 
+def _items(body: dict[str, Any]) -> int:
+    """Items of a columnar body: landing rows, or journey deltas (one per journey key)."""
+    if "rows" in body:
+        return sum(len(next(iter(cols.values()), [])) for cols in body["rows"].values())
+    keys = {key for section in ("touches", "conversions", "retracted")
+            for key in body.get(section, {}).get("key", [])}
+    return len(keys)
+
+
 async def envelope_sizes(bootstrap: str, topics: list[str]) -> list[tuple[int, int]]:
     """(bytes, items) of every envelope on the topics."""
     consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap,
@@ -94,9 +104,7 @@ async def envelope_sizes(bootstrap: str, topics: list[str]) -> list[tuple[int, i
             for records in batches.values():
                 for record in records:
                     body = orjson.loads(record.value or b"{}")
-                    items = sum(len(v) for v in body.get("rows", {}).values()) if "rows" in body \
-                        else len(body.get("deltas") or body.get("updates") or [])
-                    sizes.append((len(record.value or b""), items))
+                    sizes.append((len(record.value or b""), _items(body)))
         return sizes
     finally:
         await consumer.stop()
@@ -234,9 +242,9 @@ async def _tombstones(bootstrap: str, topic: str) -> set[str]:
         found: set[str] = set()
         batches = await consumer.getmany(timeout_ms=2000)
         for records in batches.values():
-            for record in records:
-                if record.value is None and record.key is not None:
-                    found.add(record.key.decode().strip('"'))
+            for record in records:  # one record per message: every key it changed
+                found.update(key for key, _, value in decode_record(record.value or b"")
+                             if value is None)
         return found
     finally:
         await consumer.stop()

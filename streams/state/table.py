@@ -1,0 +1,129 @@
+"""A stage's state across the partitions this worker owns, and its changelog.
+
+``commit`` applies what one message changed to the partition's store and sends it to
+the changelog as one record; the record's offset, once the broker acknowledges it, is
+what the store has applied. ``ensure`` makes a partition's store current before the
+stage reads it: on first use, and after every rebalance that (re)assigned it, it reads
+the changelog from the store's applied offset to the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from functools import partial
+from typing import Any
+
+from streams.state.changelog import Change, decode_record, encode_record, read_changelog
+from streams.state.store import PartitionStore
+
+log = logging.getLogger("attribution.state")
+
+# Sends a changelog record to a partition; the future resolves to an object with .offset.
+SendRecord = Callable[[int, bytes], Awaitable[asyncio.Future[Any]]]
+# Reads (topic, partition, from offset) -> batches of (offset, record) up to the end.
+ReadChangelog = Callable[[str, int, int], AsyncIterator[list[tuple[int, bytes]]]]
+
+
+def kafka_reader(bootstrap: str) -> ReadChangelog:
+    return partial(read_changelog, bootstrap)
+
+
+class StateTable:
+    def __init__(self, name: str, topic: str, read: ReadChangelog,
+                 open_store: Callable[[int], PartitionStore], send: SendRecord) -> None:
+        self.name = name
+        self.topic = topic
+        self._read = read
+        self._open = open_store
+        self._send = send
+        self._stores: dict[int, PartitionStore] = {}
+        self._to_check: set[int] = set()
+        self.recovered_records = 0
+        self.recovery_seconds = 0.0
+
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """A rebalance gave us these partitions: check each store against its changelog
+        before the next use (another worker may have written it meanwhile); close the rest."""
+        mine = set(partitions)
+        for partition in list(self._stores):
+            if partition not in mine:
+                self._stores.pop(partition).close()
+        self._to_check = mine
+
+    async def ensure(self, partition: int) -> PartitionStore:
+        store = self._stores.get(partition)
+        if store is None:
+            store = self._open(partition)
+            self._stores[partition] = store
+            self._to_check.add(partition)
+        if partition in self._to_check:
+            self._to_check.discard(partition)
+            await self._catch_up(store)
+        return store
+
+    async def _catch_up(self, store: PartitionStore) -> None:
+        started = time.monotonic()
+        records = 0
+        async for batch in self._read(self.topic, store.partition, store.applied + 1):
+            for offset, data in batch:
+                _apply(store, decode_record(data))
+                store.mark_applied(offset)
+                records += 1
+            await asyncio.sleep(0)  # keep heartbeats and other tasks going
+        seconds = time.monotonic() - started
+        self.recovered_records += records
+        self.recovery_seconds += seconds
+        if records:
+            log.info("recovered %s:%d from %d changelog records in %.2fs (%d keys)",
+                     self.name, store.partition, records, seconds, len(store))
+
+    def store(self, partition: int) -> PartitionStore | None:
+        return self._stores.get(partition)
+
+    async def commit(self, partition: int, changes: Mapping[str, tuple[int, bytes | None]]
+                     ) -> None:
+        """Apply one message's changes (key -> (activity, value or None to delete)) and
+        send them as one changelog record."""
+        if not changes:
+            return
+        store = self._stores[partition]
+        record = [(key, active, value) for key, (active, value) in changes.items()]
+        _apply(store, record)
+        future = await self._send(partition, encode_record(record))
+        future.add_done_callback(lambda done: _acked(store, done))
+
+    async def evict(self, partition: int, before: int) -> int:
+        """Delete keys idle since before ``before`` (event time); returns how many."""
+        store = self._stores.get(partition)
+        if store is None:
+            return 0
+        idle = store.idle(before)
+        await self.commit(partition, {key: (0, None) for key in idle})
+        return len(idle)
+
+    def keys(self) -> int:
+        return sum(len(store) for store in self._stores.values())
+
+    def partitions(self) -> list[int]:
+        return sorted(self._stores)
+
+    def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+
+
+def _apply(store: PartitionStore, changes: Iterable[Change]) -> None:
+    for key, active, value in changes:
+        if value is None:
+            store.delete(key)
+        else:
+            store.put(key, value, active)
+
+
+def _acked(store: PartitionStore, done: asyncio.Future[Any]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        store.mark_applied(done.result().offset)

@@ -1,0 +1,1 @@
+"""Test support: the real stream stages run in-process over lists (``harness``)."""
