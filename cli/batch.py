@@ -37,8 +37,10 @@ def replay(
         if not path.is_file():
             raise typer.BadParameter(f"no such file: {path}")
     text = read_config_text(config)
+    from streams.gc_tuning import tune_gc
     from warehouse.inputs import total_size
 
+    tune_gc()
     try:
         with Progress(
             "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
@@ -52,8 +54,8 @@ def replay(
         raise typer.Exit(2) from None
     for rejected in result.rejected[:20]:
         err.print(f"[yellow]skipped {rejected.position}[/yellow]: {rejected.reason}")
-    if len(result.rejected) > 20:
-        err.print(f"[yellow]... and {len(result.rejected) - 20} more (see the `rejected` view)")
+    if summary.rejected > 20:
+        err.print(f"[yellow]... and {summary.rejected - 20} more (see the `rejected` view)")
     err.print(
         f"read {summary.events_read} events ({summary.duplicates} duplicate messageIds, "
         f"{summary.rejected} rejected): {summary.touches} touches, {summary.conversions} "
