@@ -51,8 +51,11 @@ def datadriven(
 ) -> None:
     """Compute a data-driven model (Markov removal effects or Shapley values) over every
     journey of the warehouse, converting and not, and land it as a model in the credits
-    table (model `markov_o1` to `markov_o4`, or `shapley`). Re-running replaces the
-    previous rows; run it again after `attribution reattribute`."""
+    table (model `markov_o1` to `markov_o4`, or `shapley`), fitted so each conversion sums
+    to 1 and its value and each channel to the model's totals; where the model asks more
+    than a channel's conversions hold, the closest fit lands and the gaps are printed (and
+    kept in the datadriven_fit view). Re-running replaces the previous rows; run it again
+    after `attribution reattribute`."""
     import duckdb
 
     from warehouse.datadriven import model_name, run_datadriven

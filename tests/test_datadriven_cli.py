@@ -3,18 +3,22 @@ Shapley credits landed beside the rule-based ones with their fit, and the null-p
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from attribution.datadriven.paths import window_paths
 from attribution.defaults import load_config
 from cli.main import app
 from schemas.records import Conversion, Credit, InteractionKind, Touch
+from tests.test_allocate import journey_sets, largest_shortfall
 from warehouse.datadriven import datadriven_file, model_name, run_datadriven
 from warehouse.landing import land
 from warehouse.query import run_query
@@ -242,6 +246,75 @@ def test_every_policy_of_generated_traffic(tmp_path: Path) -> None:
             assert credit_sum == pytest.approx(1.0)
             assert value_sum == pytest.approx(value, abs=1e-6)
             assert versions == 1
+
+
+# --- random journey sets, landed -----------------------------------------------------------
+
+
+def land_journeys(root: Path, journeys: list[tuple[list[str], bool, int]]) -> None:
+    """One person per journey, touches an hour apart; a converting journey's purchase a day
+    after its first touch, credited by linear (the path the data-driven models read)."""
+    touches, conversions, credits = [], [], []
+    for i, (path, converts, value) in enumerate(journeys):
+        mine = [touch(f"t{i}-{k}", k / 24, channel, person=f"P{i}")
+                for k, channel in enumerate(path)]
+        touches += mine
+        if converts:
+            bought = conversion(f"X{i:02d}", 1, f"P{i}", float(value))
+            conversions.append(bought)
+            credits += [credit(bought, "linear", t, 1 / len(mine)) for t in mine]
+    land(root, "touches", touches, name="touches")
+    land(root, "conversions", conversions, name="conversions")
+    land(root, "credits", credits, name="credits")
+    create_views(root)
+
+
+@settings(max_examples=8, deadline=None)
+@given(journey_sets, st.sampled_from([("markov", 1), ("markov", 2), ("shapley", 1)]))
+def test_landed_rows_hold_both_margins_or_report_the_shortfall(
+    journeys: list[tuple[list[str], bool, int]], model: tuple[str, int]
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        land_journeys(root, journeys)
+        [result] = run_datadriven(root, CONFIG, model[0], model[1], ["b2c"])
+        name = model_name(*model)
+        per_conversion = query(root, f"""
+            SELECT c.conversion_id, fsum(c.credit), fsum(c.credited_value), any_value(v.value)
+            FROM credits AS c JOIN conversions AS v USING (conversion_id)
+            WHERE c.model = '{name}' GROUP BY ALL""")
+        landed = {r[0]: r[1:] for r in query(root, f"""
+            SELECT channel, fsum(credit), fsum(credited_value) FROM credits
+            WHERE model = '{name}' GROUP BY ALL""")}
+        report = {r[0]: r[1:] for r in query(root, f"""
+            SELECT channel, model_conversions, credit, model_value, credited_value, fitted
+            FROM datadriven_fit WHERE model = '{name}'""")}
+    converting = [(set(path), float(value)) for path, converts, value in journeys if converts]
+    assert len(per_conversion) == len(converting)
+    for _, credit_sum, value_sum, value in per_conversion:
+        assert credit_sum == pytest.approx(1.0, abs=1e-12)
+        assert value_sum == pytest.approx(value, abs=1e-9)
+    assert report.keys() >= landed.keys() - {"(none)"}
+    for margin, (model_at, landed_at), sql_at, mass in (
+        ("conversions", (0, 1), 0, [1.0] * len(converting)),
+        ("value", (2, 3), 1, [v for _, v in converting]),
+    ):
+        target = {c: r[model_at] for c, r in report.items()}
+        gaps = {c: landed.get(c, (0.0, 0.0))[sql_at] - target[c] for c in report}
+        assert gaps == pytest.approx({c: r[landed_at] - r[model_at] for c, r in report.items()},
+                                     abs=1e-9)
+        lack, short_set = largest_shortfall([p for p, _ in converting], mass, target)
+        tolerance = 1e-7 * max(sum(mass), 1.0)
+        if lack <= tolerance:
+            assert all(abs(g) <= tolerance for g in gaps.values()), (margin, gaps)
+        else:
+            short = {c for c, g in gaps.items() if g < -tolerance}
+            assert short and short <= short_set, (margin, gaps, short_set)
+            assert sum(g for g in gaps.values() if g < 0) == pytest.approx(-lack, abs=tolerance)
+            assert not result.fitted
+            assert not all(r[4] for r in report.values())
+    if model[0] == "shapley":
+        assert result.fitted
 
 
 # --- non-converting paths ------------------------------------------------------------------
