@@ -141,7 +141,7 @@ def problems(draw: st.DrawFn) -> tuple[list[list[int]], list[float], list[float]
     return [sorted(r) for r in rows], mass, weight, target
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(problems())
 def test_totals_are_the_closest_fit(
     problem: tuple[list[list[int]], list[float], list[float], list[float]],
