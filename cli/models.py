@@ -99,12 +99,11 @@ def _print_result(out: Console, result: PolicyResult) -> None:
         f"{_VALUE_TOTALS[result.model.split('_')[0]]}",
         caption_justify="left",
     )
+    gaps = not result.fitted  # the gap columns only when there are gaps
     columns = {"weight": "weight", "model_conversions": "model conversions",
-               "credit": "landed credit", "model_value": "model value",
-               "credited_value": "landed value"}
-    if not result.fitted:
-        columns = {**dict(list(columns.items())[:3]), "conversions_gap": "gap",
-                   **dict(list(columns.items())[3:]), "value_gap": "gap"}
+               "credit": "landed credit", **({"conversions_gap": "gap"} if gaps else {}),
+               "model_value": "model value", "credited_value": "landed value",
+               **({"value_gap": "gap"} if gaps else {})}
     table.add_column("channel")
     for label in columns.values():
         table.add_column(label, justify="right")

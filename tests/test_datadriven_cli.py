@@ -210,6 +210,22 @@ def test_cli_lands_a_higher_order_model_and_prints_channel_weights(classic: Path
     assert unknown.exit_code == 1
 
 
+def test_cli_prints_how_far_the_landed_rows_are_from_the_model(classic: Path) -> None:
+    # The classic value margin cannot hold (test_markov_order_1_on_a_hand_built_warehouse):
+    # C1 is 30/29 short, C2 120/203 and C3 90/203 over.
+    markov = CliRunner().invoke(app, ["datadriven", "--warehouse", str(classic), "--policy",
+                                      "b2c"], terminal_width=200)
+    assert markov.exit_code == 0, markov.output
+    assert "model value = the model's value removal effects" in markov.output
+    assert "closest fit" in markov.output
+    assert "C1: value -1.03 (-9.4%); C2: value +0.59 (+3.6%); C3: value +0.44 (+3.6%)" in (
+        " ".join(markov.output.split()))
+    shapley = CliRunner().invoke(app, ["datadriven", "--warehouse", str(classic), "--policy",
+                                       "b2c", "--model", "shapley"], terminal_width=200)
+    assert shapley.exit_code == 0, shapley.output
+    assert "closest fit" not in shapley.output and " gap " not in shapley.output
+
+
 def test_model_names() -> None:
     assert [model_name("markov", k) for k in (1, 4)] == ["markov_o1", "markov_o4"]
     assert model_name("shapley", 3) == "shapley"
