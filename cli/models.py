@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.table import Table
 
 from attribution.policy import Config, ConfigError
 from cli.options import ConfigOpt, WarehouseOpt, err, read_config_text
+
+if TYPE_CHECKING:
+    from warehouse.datadriven import PolicyResult
 
 
 def _progress() -> Progress:
@@ -48,8 +51,11 @@ def datadriven(
 ) -> None:
     """Compute a data-driven model (Markov removal effects or Shapley values) over every
     journey of the warehouse, converting and not, and land it as a model in the credits
-    table (model `markov_o1` to `markov_o4`, or `shapley`). Re-running replaces the
-    previous rows; run it again after `attribution reattribute`."""
+    table (model `markov_o1` to `markov_o4`, or `shapley`), fitted so each conversion sums
+    to 1 and its value and each channel to the model's totals; where the model asks more
+    than a channel's conversions hold, the closest fit lands and the gaps are printed (and
+    kept in the datadriven_fit view). Re-running replaces the previous rows; run it again
+    after `attribution reattribute`."""
     import duckdb
 
     from warehouse.datadriven import model_name, run_datadriven
@@ -78,21 +84,59 @@ def datadriven(
         err.print("[yellow]no conversions with credits to model[/yellow]")
     out = Console()
     for result in results:
-        table = Table(
-            title=f"{result.policy} / {result.model}: {result.converting} converting and "
-            f"{result.non_converting} non-converting journeys, {result.rows} credit rows",
-            title_justify="left",
-        )
-        for column in ("channel", "weight", "model conversions", "model value",
-                       "landed credit", "landed value"):
-            table.add_column(column, justify="left" if column == "channel" else "right")
-        for row in result.channels.iter_rows(named=True):
-            table.add_row(
-                row["channel"],
-                *(_number(row[key], 4 if key == "weight" else 2)
-                  for key in ("weight", "model_conversions", "model_value", "credit", "value")),
-            )
-        out.print(table)
+        _print_result(out, result)
+
+
+_VALUE_TOTALS = {"markov": "value removal effects", "shapley": "Shapley values of the value game"}
+
+
+def _print_result(out: Console, result: PolicyResult) -> None:
+    table = Table(
+        title=f"{result.policy} / {result.model}: {result.converting} converting and "
+        f"{result.non_converting} non-converting journeys, {result.rows} credit rows",
+        title_justify="left",
+        caption="landed = sum of the landed rows; model value = the model's "
+        f"{_VALUE_TOTALS[result.model.split('_')[0]]}",
+        caption_justify="left",
+    )
+    gaps = not result.fitted  # the gap columns only when there are gaps
+    columns = {"weight": "weight", "model_conversions": "model conversions",
+               "credit": "landed credit", **({"conversions_gap": "gap"} if gaps else {}),
+               "model_value": "model value", "credited_value": "landed value",
+               **({"value_gap": "gap"} if gaps else {})}
+    table.add_column("channel")
+    for label in columns.values():
+        table.add_column(label, justify="right")
+    for row in result.channels.iter_rows(named=True):
+        table.add_row(row["channel"], *(_number(row[key], 4 if key == "weight" else 2)
+                                        for key in columns))
+    out.print(table)
+    if not result.fitted:
+        out.print(f"[yellow]{_infeasibility(result)}[/yellow]")
+
+
+def _infeasibility(result: PolicyResult) -> str:
+    """Which channels the landed rows could not fit to the model, and by how much."""
+    misses = []
+    for row in result.channels.iter_rows(named=True):
+        if row["fitted"]:
+            continue
+        gaps = [f"{what} {_signed(row[gap])} ({row[gap] / row[model]:+.1%})" if row[model]
+                else f"{what} {_signed(row[gap])}"
+                for what, gap, model in (("credit", "conversions_gap", "model_conversions"),
+                                         ("value", "value_gap", "model_value"))
+                if not abs(row[gap]) <= 1e-9 * max(abs(row[model]), 1e-300)]
+        misses.append(f"{row['channel']}: {', '.join(gaps)}")
+    return (
+        f"{result.model} asks some channels for more than the conversions on their paths can "
+        "give, so the landed rows are the closest fit (each conversion still sums to 1 and "
+        "to its value) and differ from the model by: " + "; ".join(misses)
+        + ". See the view datadriven_fit."
+    )
+
+
+def _signed(value: float) -> str:
+    return f"{round(value, 2) + 0.0:+,.2f}"
 
 
 def _number(value: float | None, digits: int) -> str:

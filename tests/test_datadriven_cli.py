@@ -1,9 +1,9 @@
 """`attribution datadriven`: journeys read from a real warehouse, hand-computed Markov and
-Shapley credits landed beside the rule-based ones, and the allocation and null-path helpers."""
+Shapley credits landed beside the rule-based ones with their fit, and the null-path helper."""
 
 from __future__ import annotations
 
-import math
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from attribution.datadriven.allocate import allocate_by_channel_weight
 from attribution.datadriven.paths import window_paths
 from attribution.defaults import load_config
 from cli.main import app
 from schemas.records import Conversion, Credit, InteractionKind, Touch
+from tests.test_allocate import journey_sets, largest_shortfall
 from warehouse.datadriven import datadriven_file, model_name, run_datadriven
 from warehouse.landing import land
 from warehouse.query import run_query
@@ -113,21 +113,36 @@ def shares(root: Path, model: str) -> dict[tuple[str, str], tuple[float, float, 
     return {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in rows}
 
 
+def fit(root: Path, model: str) -> dict[str, dict[str, Any]]:
+    rows = query(root, f"""
+        SELECT channel, credit, model_conversions, credited_value, model_value, fitted
+        FROM datadriven_fit WHERE model = '{model}' ORDER BY channel""")
+    keys = ("credit", "model_conversions", "credited_value", "model_value", "fitted")
+    return {r[0]: dict(zip(keys, r[1:], strict=True)) for r in rows}
+
+
 def test_markov_order_1_on_a_hand_built_warehouse(classic: Path) -> None:
     # Chain (see test_markov.py): removal effects C1 2/3, C2 1, C3 1/2 (the extra null C1
-    # journey of P6 dilutes only the first step, so the effects do not move).
-    # X1 = C1 > C2: 2/3 : 1 -> 0.4 / 0.6 of 10. X3 = C2 > C3: 1 : 1/2 -> 2/3 / 1/3 of 30.
+    # journey of P6 dilutes only the first step, so the effects do not move): 13/6 in all,
+    # so the 2 conversions give C1 8/13, C2 12/13, C3 6/13. Only X1 = C1 > C2 holds C1 and
+    # only X3 = C2 > C3 holds C3, so both margins leave one split: X1 C1 8/13, C2 5/13;
+    # X3 C2 7/13, C3 6/13 (C2: 12/13). The proportional split (X1 0.4 / 0.6, X3 2/3 / 1/3)
+    # would land C1 0.4, C2 4/3, C3 1/3 instead.
+    # Value (X1 10, X3 30), expected value per walk: v(C3) = 30, v(C2) = (10 + 30) / 3,
+    # v(C1) = 2 v(C2) / 4, E = (4 v(C1) + v(C2)) / 5 = 8. Without C1: 8/3 (effect 2/3);
+    # without C2: 0 (1); without C3: v(C2) = 10/3, E = 2 (3/4). Of 40: C1 320/29 = 11.03,
+    # more than X1's 10, the only value on C1's paths: C1 gets all 10 (30/29 short), and
+    # X3's 30 goes to C2 and C3 in proportion to their 480/29 and 360/29: 120/7 and 90/7.
     [result] = run_datadriven(classic, CONFIG, "markov", 1, ["b2c"])
     assert (result.converting, result.non_converting, result.rows) == (2, 3, 5)
     effects = dict(result.channels.select("channel", "weight").rows())
-    # "(none)" has no weight: it is the landed row of the conversion without a touch
-    assert effects == pytest.approx({"C1": 2 / 3, "C2": 1.0, "C3": 0.5, "(none)": None})
+    assert effects == pytest.approx({"C1": 2 / 3, "C2": 1.0, "C3": 0.5})
     got = shares(classic, "markov_o1")
     assert got.keys() == {("X1", "C1"), ("X1", "C2"), ("X3", "C2"), ("X3", "C3"), ("X5", "(none)")}
-    assert got[("X1", "C1")][:2] == pytest.approx((0.4, 4.0))
-    assert got[("X1", "C2")][:2] == pytest.approx((0.6, 6.0))
-    assert got[("X3", "C2")][:2] == pytest.approx((2 / 3, 20.0))
-    assert got[("X3", "C3")][:2] == pytest.approx((1 / 3, 10.0))
+    assert got[("X1", "C1")][:2] == pytest.approx((8 / 13, 10.0))
+    assert got[("X1", "C2")][:2] == pytest.approx((5 / 13, 0.0), abs=1e-9)
+    assert got[("X3", "C2")][:2] == pytest.approx((7 / 13, 120 / 7))
+    assert got[("X3", "C3")][:2] == pytest.approx((6 / 13, 90 / 7))
     assert got[("X5", "(none)")][:2] == (1.0, 7.0)
     # Each conversion's rows sit on its current version, beside the rule-based ones.
     assert {key: row[2:] for key, row in got.items()} == {
@@ -135,20 +150,32 @@ def test_markov_order_1_on_a_hand_built_warehouse(classic: Path) -> None:
         ("X3", "C2"): (2, "datadriven"), ("X3", "C3"): (2, "datadriven"),
         ("X5", "(none)"): (1, "datadriven"),
     }
+    # The fit, as SQL users see it: conversions met, value short on C1 and over elsewhere.
+    report = fit(classic, "markov_o1")
+    assert list(report) == ["C1", "C2", "C3"]
+    columns = {key: [r[key] for r in report.values()] for key in next(iter(report.values()))}
+    assert columns["credit"] == pytest.approx(columns["model_conversions"])
+    assert columns["model_conversions"] == pytest.approx([8 / 13, 12 / 13, 6 / 13])
+    assert columns["credited_value"] == pytest.approx([10.0, 120 / 7, 90 / 7])
+    assert columns["model_value"] == pytest.approx([320 / 29, 480 / 29, 360 / 29])
+    assert {c: r["fitted"] for c, r in report.items()} == {"C1": False, "C2": False, "C3": False}
+    assert not result.fitted
 
 
 def test_shapley_on_a_hand_built_warehouse(classic: Path) -> None:
     # Sets {C1, C2} and {C2, C3} convert once each: phi = C1 1/2, C2 1, C3 1/2 (null journeys
-    # earn nothing). X1: 1/3 / 2/3 of 10; X3: 2/3 / 1/3 of 30.
+    # earn nothing), values C1 5, C2 5 + 15, C3 15. Each conversion splits equally, the only
+    # split with both margins: X1 1/2 (5) each, X3 1/2 (15) each.
     [result] = run_datadriven(classic, CONFIG, "shapley", policies=["b2c"])
-    scored = result.channels.drop_nulls("weight")
-    totals = dict(scored.select("channel", "model_conversions").rows())
+    totals = dict(result.channels.select("channel", "model_conversions").rows())
     assert totals == pytest.approx({"C1": 0.5, "C2": 1.0, "C3": 0.5})
     got = shares(classic, "shapley")
-    assert got[("X1", "C1")][:2] == pytest.approx((1 / 3, 10 / 3))
-    assert got[("X1", "C2")][:2] == pytest.approx((2 / 3, 20 / 3))
-    assert got[("X3", "C2")][:2] == pytest.approx((2 / 3, 20.0))
-    assert got[("X3", "C3")][:2] == pytest.approx((1 / 3, 10.0))
+    assert got[("X1", "C1")][:2] == pytest.approx((0.5, 5.0))
+    assert got[("X1", "C2")][:2] == pytest.approx((0.5, 5.0))
+    assert got[("X3", "C2")][:2] == pytest.approx((0.5, 15.0))
+    assert got[("X3", "C3")][:2] == pytest.approx((0.5, 15.0))
+    assert result.fitted
+    assert all(r["fitted"] for r in fit(classic, "shapley").values())
 
 
 def test_rerunning_replaces_the_rows_and_keeps_the_views_contract(classic: Path) -> None:
@@ -181,6 +208,22 @@ def test_cli_lands_a_higher_order_model_and_prints_channel_weights(classic: Path
     unknown = CliRunner().invoke(app, ["datadriven", "--warehouse", str(classic), "--policy",
                                        "nope"])
     assert unknown.exit_code == 1
+
+
+def test_cli_prints_how_far_the_landed_rows_are_from_the_model(classic: Path) -> None:
+    # The classic value margin cannot hold (test_markov_order_1_on_a_hand_built_warehouse):
+    # C1 is 30/29 short, C2 120/203 and C3 90/203 over.
+    markov = CliRunner().invoke(app, ["datadriven", "--warehouse", str(classic), "--policy",
+                                      "b2c"], terminal_width=200)
+    assert markov.exit_code == 0, markov.output
+    assert "model value = the model's value removal effects" in markov.output
+    assert "closest fit" in markov.output
+    assert "C1: value -1.03 (-9.4%); C2: value +0.59 (+3.6%); C3: value +0.44 (+3.6%)" in (
+        " ".join(markov.output.split()))
+    shapley = CliRunner().invoke(app, ["datadriven", "--warehouse", str(classic), "--policy",
+                                       "b2c", "--model", "shapley"], terminal_width=200)
+    assert shapley.exit_code == 0, shapley.output
+    assert "closest fit" not in shapley.output and " gap " not in shapley.output
 
 
 def test_model_names() -> None:
@@ -221,58 +264,73 @@ def test_every_policy_of_generated_traffic(tmp_path: Path) -> None:
             assert versions == 1
 
 
-# --- allocation ----------------------------------------------------------------------------
+# --- random journey sets, landed -----------------------------------------------------------
 
 
-def path_frame(paths: dict[str, list[str]], values: dict[str, float]) -> pl.DataFrame:
-    rows = [(cid, i, channel, values[cid]) for cid, path in paths.items()
-            for i, channel in enumerate(path)]
-    return pl.DataFrame(rows, schema=["conversion_id", "position", "channel", "value"],
-                        orient="row")
+def land_journeys(root: Path, journeys: list[tuple[list[str], bool, int]]) -> None:
+    """One person per journey, touches an hour apart; a converting journey's purchase a day
+    after its first touch, credited by linear (the path the data-driven models read)."""
+    touches, conversions, credits = [], [], []
+    for i, (path, converts, value) in enumerate(journeys):
+        mine = [touch(f"t{i}-{k}", k / 24, channel, person=f"P{i}")
+                for k, channel in enumerate(path)]
+        touches += mine
+        if converts:
+            bought = conversion(f"X{i:02d}", 1, f"P{i}", float(value))
+            conversions.append(bought)
+            credits += [credit(bought, "linear", t, 1 / len(mine)) for t in mine]
+    land(root, "touches", touches, name="touches")
+    land(root, "conversions", conversions, name="conversions")
+    land(root, "credits", credits, name="credits")
+    create_views(root)
 
 
-def test_allocation_splits_a_channel_equally_over_its_touches() -> None:
-    # Path A > B > A with weights A 3, B 1: A gets 3/4 in two halves, B 1/4. Value 100.
-    frame = allocate_by_channel_weight(path_frame({"x": ["A", "B", "A"]}, {"x": 100.0}),
-                                       {"A": 3.0, "B": 1.0})
-    assert frame["credit"].to_list() == pytest.approx([0.375, 0.25, 0.375])
-    assert frame["credited_value"].to_list() == pytest.approx([37.5, 25.0, 37.5])
-
-
-def test_allocation_falls_back_to_equal_shares_and_drops_zero_shares() -> None:
-    frame = allocate_by_channel_weight(
-        path_frame({"x": ["A", "B"], "y": ["A", "C"]}, {"x": 9.0, "y": 4.0}),
-        {"A": 0.0, "B": 0.0, "C": 2.0},
-    )
-    assert frame.select("conversion_id", "channel", "credit").rows() == [
-        ("x", "A", 0.5), ("x", "B", 0.5), ("y", "C", 1.0)
-    ]
-    empty = allocate_by_channel_weight(path_frame({}, {}), {"A": 1.0})
-    assert empty.is_empty() and "credit" in empty.columns
-
-
-paths_strategy = st.dictionaries(
-    st.text("xyz", min_size=1, max_size=3),
-    st.lists(st.sampled_from(["A", "B", "C", "D"]), min_size=1, max_size=7),
-    max_size=8,
-)
-
-
-@settings(deadline=None)
-@given(paths_strategy,
-       st.dictionaries(st.sampled_from(["A", "B", "C"]), st.floats(0, 5), max_size=3),
-       st.floats(0, 1e6))
-def test_allocation_sums_to_one_and_to_the_value(
-    paths: dict[str, list[str]], weights: dict[str, float], value: float
+@settings(max_examples=8, deadline=None)
+@given(journey_sets, st.sampled_from([("markov", 1), ("markov", 2), ("shapley", 1)]))
+def test_landed_rows_hold_both_margins_or_report_the_shortfall(
+    journeys: list[tuple[list[str], bool, int]], model: tuple[str, int]
 ) -> None:
-    frame = allocate_by_channel_weight(path_frame(paths, dict.fromkeys(paths, value)), weights)
-    for cid in paths:
-        mine = frame.filter(pl.col("conversion_id") == cid)
-        assert math.fsum(mine["credit"]) == pytest.approx(1.0)
-        assert math.fsum(mine["credited_value"]) == pytest.approx(value, abs=1e-6)
-        # touches of one channel on one path share alike
-        per_channel = mine.group_by("channel").agg(pl.col("credit").n_unique())
-        assert per_channel["credit"].max() == 1
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        land_journeys(root, journeys)
+        [result] = run_datadriven(root, CONFIG, model[0], model[1], ["b2c"])
+        name = model_name(*model)
+        per_conversion = query(root, f"""
+            SELECT c.conversion_id, fsum(c.credit), fsum(c.credited_value), any_value(v.value)
+            FROM credits AS c JOIN conversions AS v USING (conversion_id)
+            WHERE c.model = '{name}' GROUP BY ALL""")
+        landed = {r[0]: r[1:] for r in query(root, f"""
+            SELECT channel, fsum(credit), fsum(credited_value) FROM credits
+            WHERE model = '{name}' GROUP BY ALL""")}
+        report = {r[0]: r[1:] for r in query(root, f"""
+            SELECT channel, model_conversions, credit, model_value, credited_value, fitted
+            FROM datadriven_fit WHERE model = '{name}'""")}
+    converting = [(set(path), float(value)) for path, converts, value in journeys if converts]
+    assert len(per_conversion) == len(converting)
+    for _, credit_sum, value_sum, value in per_conversion:
+        assert credit_sum == pytest.approx(1.0, abs=1e-12)
+        assert value_sum == pytest.approx(value, abs=1e-9)
+    assert report.keys() >= landed.keys() - {"(none)"}
+    for margin, (model_at, landed_at), sql_at, mass in (
+        ("conversions", (0, 1), 0, [1.0] * len(converting)),
+        ("value", (2, 3), 1, [v for _, v in converting]),
+    ):
+        target = {c: r[model_at] for c, r in report.items()}
+        gaps = {c: landed.get(c, (0.0, 0.0))[sql_at] - target[c] for c in report}
+        assert gaps == pytest.approx({c: r[landed_at] - r[model_at] for c, r in report.items()},
+                                     abs=1e-9)
+        lack, short_set = largest_shortfall([p for p, _ in converting], mass, target)
+        tolerance = 1e-7 * max(sum(mass), 1.0)
+        if lack <= tolerance:
+            assert all(abs(g) <= tolerance for g in gaps.values()), (margin, gaps)
+        else:
+            short = {c for c, g in gaps.items() if g < -tolerance}
+            assert short and short <= short_set, (margin, gaps, short_set)
+            assert sum(g for g in gaps.values() if g < 0) == pytest.approx(-lack, abs=tolerance)
+            assert not result.fitted
+            assert not all(r[4] for r in report.values())
+    if model[0] == "shapley":
+        assert result.fitted
 
 
 # --- non-converting paths ------------------------------------------------------------------

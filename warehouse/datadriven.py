@@ -11,8 +11,11 @@ Per policy:
   with touches and no conversion of the policy's conversion kinds, with the path
   `attribution.datadriven.paths.window_paths` builds (window ending at its last touch).
   A person policy thus also sees the B2B contacts who never bought as non-converting.
-- The model gives each channel a weight (removal effect, Shapley value) and each conversion's
-  1 is split over its own touches by those weights (attribution.datadriven.allocate).
+- The model gives each channel a weight (removal effect, Shapley value) and totals of
+  conversions and value; the rows are fitted to those totals and to each conversion's 1 and
+  value at once (attribution.datadriven.allocate). How each channel's landed rows compare
+  with the model lands in the `datadriven_fit` table (one file per policy and model, like
+  the credits), so SQL users see where the model's totals could not be met.
 
 Landed rows carry model `markov_o<K>` or `shapley`, reason "datadriven" and the conversion's
 current version, so the latest-version `credits` view shows them beside the rows they were
@@ -34,7 +37,7 @@ import duckdb
 import polars as pl
 
 from attribution.datadriven import markov_credits, shapley_credits
-from attribution.datadriven.allocate import allocate_by_channel_weight
+from attribution.datadriven.allocate import allocate
 from attribution.datadriven.journeys import JOURNEY_SCHEMA
 from attribution.datadriven.markov import MAX_ORDER
 from attribution.datadriven.paths import window_paths
@@ -46,6 +49,7 @@ from warehouse.query import connect_readonly
 
 DATADRIVEN_REASON = "datadriven"
 MODELS = ("markov", "shapley")
+FIT_COLUMNS = [name for name in TABLES["datadriven_fit"].names if name != "landed_at"]
 STEPS = ("building journeys", "computing the model", "allocating to touches", "landing")
 
 Step = Callable[[str], None]
@@ -69,13 +73,22 @@ class PolicyResult:
     model: str
     converting: int  # conversions with touches, each a journey fed to the model
     non_converting: int
-    channels: pl.DataFrame  # channel, weight, model_conversions, model_value, credit, value
+    channels: pl.DataFrame  # attribution.datadriven.allocate.FIT_SCHEMA, one row per channel
     rows: int  # credit rows landed
     file: Path | None
+
+    @property
+    def fitted(self) -> bool:
+        """The landed rows add up to the model's totals for every channel."""
+        return bool(self.channels.get_column("fitted").all())
 
 
 def datadriven_file(root: Path, policy: str, model: str) -> Path:
     return table_dir(root, "credits") / f"{_batch_name(policy, model)}.parquet"
+
+
+def fit_file(root: Path, policy: str, model: str) -> Path:
+    return table_dir(root, "datadriven_fit") / f"{_batch_name(policy, model)}.parquet"
 
 
 def _batch_name(policy: str, model: str) -> str:
@@ -159,44 +172,40 @@ def _run_policy(
         scored = markov_credits(journeys, order).select(
             "channel",
             pl.col("removal_effect").alias("weight"),
-            pl.col("conversions").alias("model_conversions"),
-            pl.col("value").alias("model_value"),
+            pl.col("value_removal_effect").alias("value_weight"),
+            "conversions",
+            "value",
         )
     else:
         scored = shapley_credits(journeys).select(
             "channel",
             pl.col("shapley").alias("weight"),
-            pl.col("shapley").alias("model_conversions"),
-            pl.col("value").alias("model_value"),
+            pl.col("value").alias("value_weight"),
+            pl.col("shapley").alias("conversions"),
+            "value",
         )
     done(STEPS[1])
 
-    weights = dict(zip(scored["channel"].to_list(), scored["weight"].to_list(), strict=True))
-    allocated = allocate_by_channel_weight(touches, weights)
-    rows = credit_rows(allocated, policy.name, name)
+    allocation = allocate(touches, scored)
+    rows = credit_rows(allocation.rows, policy.name, name)
     done(STEPS[2])
 
     target = datadriven_file(root, policy.name, name)
     landed = land(root, "credits", rows.to_arrow(), name=target.stem)
     if landed is None:  # nothing to credit now: the old rows must not linger either
         target.unlink(missing_ok=True)
+    fit = allocation.channels.with_columns(pl.lit(policy.name).alias("policy"),
+                                           pl.lit(name).alias("model"))
+    if land(root, "datadriven_fit", fit.select(FIT_COLUMNS).to_arrow(), name=target.stem) is None:
+        fit_file(root, policy.name, name).unlink(missing_ok=True)
     done(STEPS[3])
 
-    channels = scored.join(
-        rows.group_by("channel").agg(
-            pl.col("credit").sum().alias("credit"),
-            pl.col("credited_value").sum().alias("value"),
-        ),
-        on="channel",
-        how="full",
-        coalesce=True,
-    ).sort("channel")
     return PolicyResult(
         policy=policy.name,
         model=name,
         converting=converting.height,
         non_converting=nulls.height,
-        channels=channels,
+        channels=allocation.channels,
         rows=rows.height,
         file=landed,
     )

@@ -91,6 +91,24 @@ TABLES: dict[str, pa.Schema] = {
             _str("reason"),
         ]
     ),
+    "datadriven_fit": pa.schema(  # per channel: a data-driven model against its landed rows
+        [
+            _str("policy"),
+            _str("model"),
+            _str("channel"),
+            _field("weight", pa.float64()),
+            _field("model_conversions", pa.float64()),
+            _field("credit", pa.float64()),
+            _field("conversions_gap", pa.float64()),
+            _field("conversions_on_path", pa.float64()),
+            _field("model_value", pa.float64()),
+            _field("credited_value", pa.float64()),
+            _field("value_gap", pa.float64()),
+            _field("value_on_path", pa.float64()),
+            _field("fitted", pa.bool_()),
+            _field("landed_at", TIMESTAMP),  # auto-filled; the view keeps the last run's rows
+        ]
+    ),
     "identity_links": pa.schema(
         [
             _str("event_id"),

@@ -1,4 +1,6 @@
-"""Shapley-value attribution over channel sets (Zhao et al. 2018).
+"""Shapley-value attribution over channel sets: the simplified Shapley value of Zhao et al.
+(2018, "Shapley value methods for attribution modeling in online advertising"), not their
+ordered variant (which credits a channel per position in the path).
 
 The game: v(S) = conversions (or value) of the journeys whose channel set is a subset of S.
 Writing w(T) for the conversions of journeys whose channel set is exactly T,
