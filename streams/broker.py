@@ -44,11 +44,14 @@ class BrokerError(RuntimeError):
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """A topic to declare: name, partition count and optional retention."""
+    """A topic to declare: name, partition count, optional retention, replication and
+    min.insync.replicas (None: the broker's default)."""
 
     name: str
     partitions: int = 1
     retention_ms: int | None = None
+    replication_factor: int = 1
+    min_insync_replicas: int | None = None
 
 
 def broker_from_env(flag: str | None) -> str | None:
@@ -331,7 +334,9 @@ async def create_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
 
 def _new_topic(spec: TopicSpec) -> NewTopic:
     configs = {} if spec.retention_ms is None else {"retention.ms": str(spec.retention_ms)}
-    return NewTopic(spec.name, spec.partitions, 1, topic_configs=configs)
+    if spec.min_insync_replicas is not None:
+        configs["min.insync.replicas"] = str(spec.min_insync_replicas)
+    return NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=configs)
 
 
 async def log_end_offsets(

@@ -41,7 +41,14 @@ def topic_specs(settings: StreamSettings) -> list[TopicSpec]:
     names = topic_names(settings)
     retention_ms = int(settings.retention.total_seconds() * 1000)
     partitioned = (names.events, names.journeys, names.landing, names.dead)
+    replicas, min_isr = settings.replication_factor, settings.min_insync_replicas
     return [
-        *(TopicSpec(name, settings.partitions, retention_ms) for name in partitioned),
-        TopicSpec(names.identity, 1, -1),  # the links are the identity graph: keep them
+        *(TopicSpec(name, settings.partitions, retention_ms, replicas, min_isr)
+          for name in partitioned),
+        TopicSpec(names.identity, 1, -1, replicas, min_isr),  # the links are the identity graph
     ]
+
+
+def is_changelog(settings: StreamSettings, topic: str) -> bool:
+    """A changelog topic of one of this app's Faust tables ("<app_id>-<table>-changelog")."""
+    return topic.startswith(f"{settings.app_id}-") and topic.endswith("-changelog")
