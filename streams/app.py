@@ -66,7 +66,7 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
         broker_heartbeat_interval=max(settings.session_timeout.total_seconds() / 10, 0.5),
         broker_commit_every=1000,
         broker_commit_interval=1.0,
-        table_standby_replicas=0,
+        table_standby_replicas=settings.standby_replicas,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
     )
