@@ -15,6 +15,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from attribution.policy import ConfigError
 from streams.broker import (
     BrokerError,
     EmbeddedBroker,
@@ -26,10 +27,9 @@ from streams.broker import (
     log_end_offsets,
     wait_for_broker,
 )
+from streams.envelope import EnvelopeError, batch_by_key, decode_envelope, encode_envelope
 from streams.settings import stream_settings
 from streams.topics import topic_specs
-from attribution.policy import ConfigError
-from streams.envelope import EnvelopeError, batch_by_key, decode_envelope, encode_envelope
 
 # Short group timings: Tansu assigns partitions about half a session timeout after a join.
 GROUP_SETTINGS: dict[str, Any] = {
