@@ -29,7 +29,7 @@ from attribution.journey import is_idle as journey_is_idle
 from attribution.policy import Config
 from schemas.records import IdentityLink
 from streams import codec, faust_codecs
-from streams.broker import faust_url, patch_faust_for_tansu
+from streams.broker import adapt_faust_to_broker, faust_url
 from streams.envelope import EnvelopeError, bounded, bounded_rows
 from streams.envelope import decode_body as decode
 from streams.envelope import encode_body as encode
@@ -50,7 +50,7 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
                bootstrap: str, warehouse: Path,
                metrics: WorkerMetrics | None = None) -> faust.App:
     faust_codecs.register()
-    patch_faust_for_tansu()
+    adapt_faust_to_broker(bootstrap)
     names = topic_names(settings)
     partitions = settings.partitions
     settings.state_path().mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
