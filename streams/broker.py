@@ -399,18 +399,23 @@ async def consumer_group_lag(
         for topic, count in topic_partitions.items()
         for index in range(count)
     ]
+    committed = await committed_offsets(bootstrap, group_id, partitions)
+    ends = await log_end_offsets(bootstrap, partitions)
+    return {partition: ends[partition] - max(committed[partition], 0) for partition in partitions}
+
+
+async def committed_offsets(
+    bootstrap: str, group_id: str, partitions: Iterable[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The group's committed offset of each partition, -1 where it never committed."""
+    wanted = [TopicPartition(partition.topic, partition.partition) for partition in partitions]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+        committed = await admin.list_consumer_group_offsets(group_id, partitions=wanted)
     finally:
         await admin.close()
-    ends = await log_end_offsets(bootstrap, partitions)
-    lag: dict[TopicPartition, int] = {}
-    for partition in partitions:
-        offset = committed[partition].offset if partition in committed else -1
-        lag[partition] = ends[partition] - max(offset, 0)
-    return lag
+    return {tp: committed[tp].offset if tp in committed else -1 for tp in wanted}
 
 
 #: Tansu answers a Fetch only when fetch_max_wait_ms runs out, even if records arrived

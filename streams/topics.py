@@ -49,6 +49,12 @@ def topic_specs(settings: StreamSettings) -> list[TopicSpec]:
     ]
 
 
+def source_topics(settings: StreamSettings) -> list[str]:
+    """The topics the agents consume (not the dead letters: operators read those)."""
+    names = topic_names(settings)
+    return [names.events, names.identity, names.journeys, names.landing]
+
+
 def is_changelog(settings: StreamSettings, topic: str) -> bool:
     """A changelog topic of one of this app's Faust tables ("<app_id>-<table>-changelog")."""
     return topic.startswith(f"{settings.app_id}-") and topic.endswith("-changelog")
