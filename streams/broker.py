@@ -449,8 +449,7 @@ async def identify_broker(bootstrap: str) -> BrokerIdentity:
     await admin.start()
     try:
         cluster = await admin.describe_cluster()
-        node = str(cluster["controller_id"] if cluster["controller_id"] >= 0
-                   else cluster["brokers"][0]["node_id"])
+        node = str(cluster["brokers"][0]["node_id"])  # any broker the client can reach
         responses = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.BROKER, node)])
     finally:
