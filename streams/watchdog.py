@@ -163,11 +163,16 @@ class StallWatchdog(Service):
         self.fired = True
         names = [f"{tp.topic}:{tp.partition}" for tp in stalled]
         self.metrics.stall(names)
-        log.error("worker stalled: %s have lag (%s records) and no commit for %.0fs; exiting "
-                  "with status %d in %.0fs to be restarted", ", ".join(names),
-                  ", ".join(str(lag[tp]) for tp in stalled), self.clock.stall_seconds,
-                  EXIT_STALLED, EXIT_GRACE_SECONDS,
-                  extra={"stalled_partitions": names})
+        # For the hunt of the cause: which of the worker's partitions Faust holds paused
+        # (a private set, read for this log line only; empty when it has none).
+        paused = sorted(f"{tp.topic}:{tp.partition}" for tp in
+                        getattr(self.app.consumer, "_paused_partitions", ())
+                        if tp.topic in self.topics)
+        log.error("worker stalled: %s have lag (%s records) and no commit for %.0fs (paused "
+                  "in Faust: %s); exiting with status %d in %.0fs to be restarted",
+                  ", ".join(names), ", ".join(str(lag[tp]) for tp in stalled),
+                  self.clock.stall_seconds, ", ".join(paused) or "none", EXIT_STALLED,
+                  EXIT_GRACE_SECONDS, extra={"stalled_partitions": names})
         asyncio.get_running_loop().call_later(EXIT_GRACE_SECONDS, self.on_stall)
 
 

@@ -5,10 +5,12 @@
 
 Each run: worker A lands half the traffic; the other half is sent; A is SIGKILLed or
 SIGTERMed (alternately) after a random 0-2 s; worker B starts at once, alone in the
-group. The watchdog is off (stall_seconds 0) so that a stall shows as it was reported:
-B ready, lag not falling. A run stalls when B is ready and the lag has not fallen for
---stall-after seconds; then B gets SIGUSR1 (mode dumps every task's stack into the log)
-and the log tail is kept under --out. Every run is bounded (--bound) and so is the load
+group. --mode idle-gap instead stops A (SIGTERM), sends the other half while no worker
+runs, then starts B (the sequence of test_status, where the full suite once stalled).
+The watchdog runs with stall_seconds = --stall-after: a run stalls when it fires (its log
+line names the stalled partitions and those Faust holds paused); B then gets SIGUSR1
+(mode dumps every task's stack into the log) within the watchdog's grace, and the log
+tail is kept under --out. Every run is bounded (--bound) and so is the load
 (--load busy-loop processes, stopped at the end). Prints one line per run and a summary.
 """
 
@@ -21,33 +23,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from streams.broker import EmbeddedBroker
 from streams.worker import pipeline_lag
 from tests.streams.pipeline import Pipeline
 from tests.streams.test_pipeline import batch_credits, traffic
-from tests.streams.test_watchdog import announced_url
-
-
-def ready(pipeline: Pipeline) -> bool:
-    url = announced_url(pipeline.warehouse)
-    if url is None:
-        return False
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=3) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def one_run(broker: EmbeddedBroker, index: int, args: argparse.Namespace,
             out: Path) -> str:
     name = f"loop{index}-{random.randrange(1 << 30):x}"
     pipeline = Pipeline(broker.bootstrap, name, out / name,
-                        stream_overrides={"stall_seconds": 0})
+                        stream_overrides={"stall_seconds": args.stall_after})
     kind = "SIGKILL" if index % 2 == 0 else "SIGTERM"
     delay = random.uniform(0, 2)
     events = traffic(seed=100 + index)
@@ -56,33 +44,38 @@ def one_run(broker: EmbeddedBroker, index: int, args: argparse.Namespace,
         pipeline.workers.start(1)
         pipeline.send(events[:half])
         pipeline.wait(timeout=args.bound)
-        pipeline.send(events[half:])
-        time.sleep(delay)
-        victim = pipeline.workers.processes.pop(0)
-        victim.send_signal(signal.SIGKILL if kind == "SIGKILL" else signal.SIGTERM)
-        victim.wait(timeout=60)
+        if args.mode == "idle-gap":  # as test_status: stop, traffic while none runs, start
+            kind = "SIGTERM"
+            pipeline.workers.stop()
+            pipeline.send(events[half:])
+        else:
+            pipeline.send(events[half:])
+            time.sleep(delay)
+            victim = pipeline.workers.processes.pop(0)
+            victim.send_signal(signal.SIGKILL if kind == "SIGKILL" else signal.SIGTERM)
+            victim.wait(timeout=60)
         for stale in (pipeline.warehouse / "_ops").glob("*.json"):
             stale.unlink()  # a SIGKILLed worker leaves its announcement behind
         restarted = time.monotonic()
         pipeline.workers.start(1)
-        last_lag, since = -1, time.monotonic()
+        lag = -1
         while time.monotonic() - restarted < args.bound:
             lag = pipeline_lag(broker.bootstrap, pipeline.settings)
-            if lag == 0 and pipeline_lag(broker.bootstrap, pipeline.settings) == 0:
+            if lag == 0:
+                pipeline.wait(timeout=args.bound)  # quiet twice: nothing about to be emitted
                 same = pipeline.credits() == batch_credits(events)
                 return (f"{kind} after {delay:.1f}s: caught up in "
                         f"{time.monotonic() - restarted:.1f}s, equals replay: {same}")
-            if lag != last_lag:
-                last_lag, since = lag, time.monotonic()
-            elif ready(pipeline) and time.monotonic() - since > args.stall_after:
+            fired = [line for line in pipeline.log_text().splitlines()
+                     if "worker stalled:" in line]
+            if fired:
                 pipeline.workers.processes[0].send_signal(signal.SIGUSR1)  # stack dump
                 time.sleep(2)
                 kept = out / f"{name}-stall.log"
-                kept.write_text(pipeline.log_text()[-200_000:])
-                return (f"{kind} after {delay:.1f}s: STALL (ready, lag {lag} unchanged "
-                        f"for {args.stall_after:.0f}s); log: {kept}")
+                kept.write_text(pipeline.log_text()[-300_000:])
+                return f"{kind} after {delay:.1f}s: STALL {fired[-1][-400:]}; log: {kept}"
             time.sleep(0.5)
-        return f"{kind} after {delay:.1f}s: not caught up within {args.bound:.0f}s (lag {last_lag})"
+        return f"{kind} after {delay:.1f}s: not caught up within {args.bound:.0f}s (lag {lag})"
     finally:
         pipeline.close()
 
@@ -93,6 +86,9 @@ def main() -> None:
     parser.add_argument("--load", type=int, default=2, help="busy-loop processes (<= 4)")
     parser.add_argument("--bound", type=float, default=120.0, help="seconds per run, at most")
     parser.add_argument("--stall-after", type=float, default=30.0)
+    parser.add_argument("--mode", choices=["mid-stream", "idle-gap"], default="mid-stream",
+                        help="mid-stream: kill while traffic is in flight; idle-gap: stop, "
+                        "send while no worker runs, then start one")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "restart-loop")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
