@@ -25,7 +25,11 @@ TIMEOUT = 120.0  # a safety bound on the command, not an expectation
 
 @pytest.fixture
 def pipeline(broker: EmbeddedBroker, unique_name: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(broker.bootstrap, unique_name, tmp_path, partitions=2)
+    # A worker restarted into the same group after the previous one stopped, with records
+    # produced meanwhile, occasionally stalls (README: No silent stall); the watchdog and
+    # supervision end it as they would in production, within the pipeline's wait bound.
+    running = Pipeline(broker.bootstrap, unique_name, tmp_path, partitions=2,
+                       stream_overrides={"stall_seconds": 20})
     yield running
     running.close()
 
@@ -87,6 +91,7 @@ def test_status_shows_real_lag_while_the_worker_is_stopped_then_zero(
     assert status_json(pipeline, "--max-lag", str(produced))[0] == 0
 
     pipeline.workers.start(1)
+    pipeline.workers.supervise()
     pipeline.wait()
     code, report = status_json(pipeline, "--max-lag", "0")
     assert code == 0 and report["lag"] == 0 and report["problems"] == []
