@@ -79,7 +79,9 @@ def run(
     port: PortOpt = None,
 ) -> None:
     """The whole engine on one machine: broker (embedded Tansu unless --broker or
-    KAFKA_BROKER), stream workers and the collector, until Ctrl-C or SIGTERM."""
+    KAFKA_BROKER), stream workers and the collector, until Ctrl-C or SIGTERM. A worker
+    that exits is restarted with backoff (1 s doubling to 30 s); after 5 exits in a row
+    within 10 s of starting, `run` stops with an error."""
     import signal
 
     from streams.runner import Workers, default_workers, kafka
@@ -101,6 +103,7 @@ def run(
             try:
                 count = workers or default_workers()
                 pool.start(count)
+                pool.supervise()  # a worker that exits is restarted, with backoff
                 err.print(f"{count} stream worker(s) started; their log: {worker_log}")
                 print(f"warehouse: {warehouse.resolve()}", flush=True)
                 failure = _serve(settings, _reloader(config, bootstrap, host, port, write_key),
@@ -115,7 +118,8 @@ def run(
         err.print("interrupted while starting")
         raise typer.Exit(130) from None
     if failure is not None:
-        err.print(f"[red]{failure} (workers' log: {worker_log})[/red]")
+        why = f"{failure}: {pool.failure}" if pool.failure else failure
+        err.print(f"[red]{why} (workers' log: {worker_log})[/red]")
         raise typer.Exit(1)
     err.print("stopped")
 

@@ -34,7 +34,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, not tables.")] = False,
 ) -> None:
     """Topics, partitions, end and committed offsets, lag of the stream's consumer group,
-    workers, dead letters, last landed file. Exit 1 past the thresholds, 2 if the broker
+    workers, dead letters, replication, last landed file. Exit 1 past the thresholds or
+    when a topic is replicated less than `[stream] replication_factor`, 2 if the broker
     cannot be reached."""
     import asyncio
 
@@ -86,6 +87,9 @@ def _print_tables(found: StreamStatus, problems: list[str]) -> None:
     summary = Table(show_header=False, title="summary", title_justify="left")
     summary.add_row("total lag", str(found.lag))
     summary.add_row("dead-letter records", str(found.dead_letters))
+    lowest = min((r.replicas for r in found.replication), default=0)
+    summary.add_row("replication", f"configured {found.replication_factor}, lowest topic "
+                    f"{lowest}" + ("" if lowest >= found.replication_factor else " [red]![/red]"))
     summary.add_row("group members", "\n".join(found.members) or "(none)")
     summary.add_row("workers answering", "\n".join(found.workers) or "(none announced)")
     summary.add_row("last landed file",

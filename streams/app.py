@@ -22,7 +22,7 @@ import faust
 
 from attribution.channels import ChannelRules
 from attribution.policy import Config
-from streams.broker import faust_url, patch_faust_for_tansu
+from streams.broker import adapt_faust_to_broker, faust_url
 from streams.envelope import encode_body
 from streams.erase import ERASE
 from streams.metrics import WorkerMetrics
@@ -44,7 +44,7 @@ log = logging.getLogger("attribution.stream")
 def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
                bootstrap: str, warehouse: Path,
                metrics: WorkerMetrics | None = None) -> faust.App:
-    patch_faust_for_tansu()
+    adapt_faust_to_broker(bootstrap)
     names = topic_names(settings)
     changelogs = changelog_names(settings)
     settings.state_path().mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ in-memory storage. It has no transactions and no log compaction. Two quirks matt
 its ListOffsets(LATEST) answer is wrong when the last record batch of a partition
 holds more than one record (it answers ``base offset of that batch + 1``), and it
 answers a Fetch only when the request's max wait is over. :func:`log_end_offsets`
-and :func:`patch_faust_for_tansu` work around both.
+and :func:`patch_faust_for_tansu` work around both; :func:`adapt_faust_to_broker` applies
+the patch only when the broker is Tansu, so Faust stays stock on Apache Kafka.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import atexit
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import socket
@@ -22,13 +24,15 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -36,6 +40,13 @@ KAFKA_BROKER_ENV = "KAFKA_BROKER"
 LOOPBACK = "127.0.0.1"
 _OUTPUT_TAIL_CHARS = 2000
 _PR_SET_PDEATHSIG = 1
+#: Tansu's default --cluster-id.
+TANSU_CLUSTER_ID = "tansu_cluster"
+
+_T = TypeVar("_T")
+log = logging.getLogger("attribution.broker")
+#: Bootstrap addresses of the EmbeddedBrokers this process runs (known Tansu).
+_embedded: set[str] = set()
 
 
 class BrokerError(RuntimeError):
@@ -44,11 +55,14 @@ class BrokerError(RuntimeError):
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """A topic to declare: name, partition count and optional retention."""
+    """A topic to declare: name, partition count, optional retention, replication and
+    min.insync.replicas (None: the broker's default)."""
 
     name: str
     partitions: int = 1
     retention_ms: int | None = None
+    replication_factor: int = 1
+    min_insync_replicas: int | None = None
 
 
 def broker_from_env(flag: str | None) -> str | None:
@@ -140,6 +154,7 @@ class EmbeddedBroker:
     stop_timeout; with memory storage there is nothing to lose by that.
     advertised_port: the port clients are told to connect to (metadata), when something
     such as a proxy forwards it to the listening port; default: the listening port.
+    cluster_id: Tansu's --cluster-id (default: Tansu's own, "tansu_cluster").
     """
 
     def __init__(
@@ -150,9 +165,11 @@ class EmbeddedBroker:
         startup_timeout: float = 15.0,
         stop_timeout: float = 1.0,
         advertised_port: int | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         self._requested_port = port
         self._advertised_port = advertised_port
+        self._cluster_id = cluster_id
         self._binary = binary
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
@@ -218,6 +235,7 @@ class EmbeddedBroker:
             advertised,
             "--storage-engine",
             "memory://tansu/",
+            *(["--cluster-id", self._cluster_id] if self._cluster_id else []),
         ]
         # A file, not a pipe: a full pipe would block the broker. Closed in stop().
         self._log = tempfile.TemporaryFile(prefix="tansu-")  # noqa: SIM115
@@ -243,6 +261,7 @@ class EmbeddedBroker:
             if not self.running:
                 raise BrokerError(f"tansu exited during startup:\n{self.output_tail()}")
             if _metadata_request_answered(self.port, timeout=1.0):
+                _embedded.add(self.bootstrap)
                 return
             time.sleep(0.05)
         raise BrokerError(
@@ -264,6 +283,8 @@ class EmbeddedBroker:
         """SIGTERM the broker, SIGKILL it after stop_timeout; safe to call twice."""
         process, self._process = self._process, None
         atexit.unregister(self.stop)
+        if self._port is not None:
+            _embedded.discard(self.bootstrap)
         if process is not None and process.poll() is None:
             process.terminate()
             try:
@@ -331,7 +352,9 @@ async def create_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
 
 def _new_topic(spec: TopicSpec) -> NewTopic:
     configs = {} if spec.retention_ms is None else {"retention.ms": str(spec.retention_ms)}
-    return NewTopic(spec.name, spec.partitions, 1, topic_configs=configs)
+    if spec.min_insync_replicas is not None:
+        configs["min.insync.replicas"] = str(spec.min_insync_replicas)
+    return NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=configs)
 
 
 async def log_end_offsets(
@@ -376,18 +399,23 @@ async def consumer_group_lag(
         for topic, count in topic_partitions.items()
         for index in range(count)
     ]
+    committed = await committed_offsets(bootstrap, group_id, partitions)
+    ends = await log_end_offsets(bootstrap, partitions)
+    return {partition: ends[partition] - max(committed[partition], 0) for partition in partitions}
+
+
+async def committed_offsets(
+    bootstrap: str, group_id: str, partitions: Iterable[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The group's committed offset of each partition, -1 where it never committed."""
+    wanted = [TopicPartition(partition.topic, partition.partition) for partition in partitions]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+        committed = await admin.list_consumer_group_offsets(group_id, partitions=wanted)
     finally:
         await admin.close()
-    ends = await log_end_offsets(bootstrap, partitions)
-    lag: dict[TopicPartition, int] = {}
-    for partition in partitions:
-        offset = committed[partition].offset if partition in committed else -1
-        lag[partition] = ends[partition] - max(offset, 0)
-    return lag
+    return {tp: committed[tp].offset if tp in committed else -1 for tp in wanted}
 
 
 #: Tansu answers a Fetch only when fetch_max_wait_ms runs out, even if records arrived
@@ -395,14 +423,87 @@ async def consumer_group_lag(
 TANSU_FETCH_MAX_WAIT_MS = 100
 
 
-def patch_faust_for_tansu(fetch_max_wait_ms: int = TANSU_FETCH_MAX_WAIT_MS) -> None:
+@dataclass(frozen=True)
+class BrokerIdentity:
+    """What a broker says about itself, enough to tell Tansu from Kafka.
+
+    broker_configs: entries DescribeConfigs lists for the broker itself (None: refused,
+    e.g. by ACLs). Tansu 0.6 lists none; Apache Kafka and Redpanda list hundreds (every
+    broker setting, read-only ones included).
+    """
+
+    cluster_id: str | None
+    broker_configs: int | None
+    embedded: bool = False
+
+    @property
+    def is_tansu(self) -> bool:
+        # Either sign suffices: a Tansu started with its own --cluster-id still lists no
+        # broker configs, and one that starts listing some still has its default id.
+        return self.embedded or self.cluster_id == TANSU_CLUSTER_ID or self.broker_configs == 0
+
+
+async def identify_broker(bootstrap: str) -> BrokerIdentity:
+    """Ask the broker for its cluster id (Metadata) and its own configs (DescribeConfigs)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+        node = str(cluster["brokers"][0]["node_id"])  # any broker the client can reach
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.BROKER, node)])
+    finally:
+        await admin.close()
+    error, _message, _type, _name, entries = responses[0].resources[0][:5]
+    return BrokerIdentity(cluster.get("cluster_id"), len(entries) if error == 0 else None)
+
+
+def adapt_faust_to_broker(bootstrap: str) -> BrokerIdentity:
+    """The one place that decides whether Faust is patched: the embedded Tansu, or a broker
+    identified as Tansu, gets :func:`patch_faust_for_tansu`; any other broker runs stock
+    Faust. Call before creating a Faust app; safe from inside a running event loop."""
+    if bootstrap in _embedded:
+        identity = BrokerIdentity(TANSU_CLUSTER_ID, 0, embedded=True)
+    else:
+        try:
+            identity = _run_blocking(identify_broker(bootstrap))
+        except (KafkaError, OSError, IndexError, KeyError) as exc:
+            raise BrokerError(f"cannot identify the broker at {bootstrap}: {exc!r}") from exc
+    if identity.is_tansu:
+        patch_faust_for_tansu()
+        log.info("broker %s is Tansu (cluster id %s%s): Faust adapted (recovery to the true "
+                 "end offsets, %d ms fetch wait)", bootstrap, identity.cluster_id,
+                 ", embedded" if identity.embedded else "", TANSU_FETCH_MAX_WAIT_MS)
+    else:
+        log.info("broker %s is not Tansu (cluster id %s): Faust runs unpatched", bootstrap,
+                 identity.cluster_id)
+    return identity
+
+
+def _run_blocking(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine to completion on its own loop in a thread (works under a running loop)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def faust_is_patched() -> bool:
+    """Whether patch_faust_for_tansu() ran in this process (the patch is process-wide)."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    return bool(getattr(faust_aiokafka.AIOKafkaConsumerThread, "_tansu_patched", False))
+
+
+def patch_faust_for_tansu(fetch_max_wait_ms: int | None = TANSU_FETCH_MAX_WAIT_MS) -> None:
     """Adapt Faust's Kafka driver to Tansu; call once per process before starting an app.
+    Only for Tansu: :func:`adapt_faust_to_broker` decides.
 
     1. Changelog recovery reads to the true end of each partition: Faust stops at
        ListOffsets(LATEST) - 1, which on Tansu is the first record of the last
        batch, so the rest of that batch would be lost from the table on restart.
+       Still needed with Tansu 0.6 (tests/streams/test_broker_kind.py shows the loss).
     2. Faust's consumers use fetch_max_wait_ms (default 100 ms, not 1500 ms), which
-       bounds the per-hop latency on Tansu.
+       bounds the per-hop latency on Tansu. Latency only: None keeps Faust's 1500 ms,
+       and the stream is still correct (tested).
     Idempotent; a later call only changes the fetch wait.
     """
     from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -422,8 +523,9 @@ def patch_faust_for_tansu(fetch_max_wait_ms: int = TANSU_FETCH_MAX_WAIT_MS) -> N
     def _with_short_fetch_wait(create: Any) -> Any:
         def create_consumer(self: Any, transport: Any) -> AIOKafkaConsumer:
             consumer: AIOKafkaConsumer = create(self, transport)
-            # Read by AIOKafkaConsumer.start() when it builds its fetcher.
-            consumer._fetch_max_wait_ms = thread_class._tansu_fetch_max_wait_ms
+            if thread_class._tansu_fetch_max_wait_ms is not None:
+                # Read by AIOKafkaConsumer.start() when it builds its fetcher.
+                consumer._fetch_max_wait_ms = thread_class._tansu_fetch_max_wait_ms
             return consumer
 
         return create_consumer

@@ -69,8 +69,13 @@ class OpsServer(Service):
         web_app.router.add_get("/readyz", self.handle_readyz)
         return web_app
 
+    def readiness(self) -> tuple[bool, str]:
+        if self.metrics.stalled:  # streams.watchdog: ready in Faust's eyes, yet consuming nothing
+            return False, "stalled: " + ", ".join(self.metrics.stalled)
+        return readiness(self.app)
+
     async def handle_metrics(self, request: web.Request) -> web.Response:
-        self.metrics.ready.set(1 if readiness(self.app)[0] else 0)
+        self.metrics.ready.set(1 if self.readiness()[0] else 0)
         return web.Response(body=generate_latest(self.metrics.registry),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -80,7 +85,7 @@ class OpsServer(Service):
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def handle_readyz(self, request: web.Request) -> web.Response:
-        ready, why = readiness(self.app)
+        ready, why = self.readiness()
         self.metrics.ready.set(1 if ready else 0)
         return web.Response(body=orjson.dumps({"status": why}), status=200 if ready else 503,
                             content_type="application/json")

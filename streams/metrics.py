@@ -105,11 +105,25 @@ class WorkerMetrics:
         self.ready = Gauge(
             "attribution_worker_ready", "1 when partitions are assigned and tables recovered",
             registry=r)
+        self.stalls = Counter(
+            "attribution_worker_stalls", "Times the watchdog found this worker stalled: "
+            "assigned partitions with lag and no commit for [stream] stall_seconds",
+            registry=r)
+        self.stalled_partitions = Gauge(
+            "attribution_stalled_partitions", "Assigned partitions the watchdog found stalled",
+            registry=r)
+        self.stalled: list[str] = []  # "topic:partition", for /readyz
 
     def sink_state(self, failing: bool) -> None:
         """For the sink's retry loop: shown on /metrics and in /healthz."""
         self.sink_is_failing = failing
         self.sink_failing.set(1 if failing else 0)
+
+    def stall(self, partitions: list[str]) -> None:
+        """For the watchdog: this worker is stalled on these partitions (fails /readyz)."""
+        self.stalled = partitions
+        self.stalls.inc()
+        self.stalled_partitions.set(len(partitions))
 
     def consumed(self, agent: str, topic: str, payload: Mapping[str, Any]) -> None:
         """One envelope in: count it and the items it carries, per kind."""

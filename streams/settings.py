@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from attribution.policy import ConfigError, Duration
 from streams.envelope import MAX_MESSAGE_BYTES
@@ -19,7 +19,13 @@ class StreamSettings(BaseModel):
     app_id: str = "attribution"
     topic_prefix: str = "attribution"
     partitions: int = Field(default=4, ge=1, le=1024)
+    # Of every topic the pipeline creates (data topics and Faust's changelogs).
     replication_factor: int = Field(default=1, ge=1)
+    # A write acknowledged by acks=all is on at least this many replicas; None: the
+    # broker's default (Kafka: 1). Set on the data topics; changelogs take the broker's.
+    min_insync_replicas: int | None = Field(default=None, ge=1)
+    # Warm copies of each table partition on other workers (Faust), for fast failover.
+    standby_replicas: int = Field(default=0, ge=0)
     retention: Duration = timedelta(days=7)  # of the data topics; changelogs keep everything
     store: str = "memory://"  # "rocksdb://" in production (needs the rocksdict extra)
     # Faust's data directory (RocksDB files): "" = <temp dir>/attribution-state/<app_id>,
@@ -40,6 +46,18 @@ class StreamSettings(BaseModel):
     # on the dead-letter topic, None: never).
     alert_max_lag: int = Field(default=10_000, ge=0)
     alert_max_dead_letters: int | None = Field(default=None, ge=0)
+    # A worker whose assigned partitions have lag while its committed offsets have not
+    # moved for this long is stalled (streams.watchdog); 0 disables the watchdog.
+    stall_seconds: float = Field(default=120.0, ge=0)
+
+    @model_validator(mode="after")
+    def _isr_within_replication(self) -> StreamSettings:
+        if self.min_insync_replicas is not None and (
+                self.min_insync_replicas > self.replication_factor):
+            raise ValueError(f"min_insync_replicas ({self.min_insync_replicas}) must not exceed "
+                             f"replication_factor ({self.replication_factor}): no write "
+                             "could ever be acknowledged")
+        return self
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}.{name}"

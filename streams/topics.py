@@ -60,12 +60,25 @@ def topic_specs(settings: StreamSettings) -> list[TopicSpec]:
     changelogs = changelog_names(settings)
     retention_ms = int(settings.retention.total_seconds() * 1000)
     partitioned = (names.events, names.journeys, names.landing, names.dead)
+    replicas, min_isr = settings.replication_factor, settings.min_insync_replicas
     return [
-        *(TopicSpec(name, settings.partitions, retention_ms) for name in partitioned),
-        TopicSpec(names.identity, 1, -1),  # the links are the identity graph: keep them
-        # State changelogs are kept (a worker rebuilds its state from them); eviction
-        # writes tombstones, which a compacting broker uses to drop old records.
-        TopicSpec(changelogs.devices, settings.partitions, -1),
-        TopicSpec(changelogs.journeys, settings.partitions, -1),
-        TopicSpec(changelogs.links, 1, -1),
+        *(TopicSpec(name, settings.partitions, retention_ms, replicas, min_isr)
+          for name in partitioned),
+        TopicSpec(names.identity, 1, -1, replicas, min_isr),  # the links are the identity graph
+        # State changelogs are kept whole: a record holds every key one message changed,
+        # so Kafka's per-key compaction does not apply (see streams.state).
+        TopicSpec(changelogs.devices, settings.partitions, -1, replicas, min_isr),
+        TopicSpec(changelogs.journeys, settings.partitions, -1, replicas, min_isr),
+        TopicSpec(changelogs.links, 1, -1, replicas, min_isr),
     ]
+
+
+def source_topics(settings: StreamSettings) -> list[str]:
+    """The topics the agents consume (not the dead letters: operators read those)."""
+    names = topic_names(settings)
+    return [names.events, names.identity, names.journeys, names.landing]
+
+
+def is_changelog(settings: StreamSettings, topic: str) -> bool:
+    """A changelog topic of one of this app's Faust tables ("<app_id>-<table>-changelog")."""
+    return topic.startswith(f"{settings.app_id}-") and topic.endswith("-changelog")

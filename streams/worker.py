@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from streams.health import OpsServer
 from streams.logs import LogFormat, logging_config
 from streams.metrics import WorkerMetrics
 from streams.settings import StreamSettings, stream_settings
-from streams.topics import topic_names, topic_specs
+from streams.topics import source_topics, topic_names, topic_specs
+from streams.watchdog import EXIT_STALLED, StallWatchdog
 
 
 def prepare(bootstrap: str, settings: StreamSettings) -> None:
@@ -36,14 +38,20 @@ def run_worker(bootstrap: str, warehouse: Path, config_text: str | None,
     metrics = WorkerMetrics()
     app = create_app(settings, config, channel_rules(config), bootstrap, warehouse, metrics)
     ops = OpsServer(app, metrics, settings.ops_host, settings.ops_port, warehouse)
-    worker = faust.Worker(app, ops, loglevel=loglevel, quiet=True,
+    watchdog = StallWatchdog(app, metrics, bootstrap, source_topics(settings),
+                             settings.stall_seconds)
+    worker = faust.Worker(app, ops, watchdog, loglevel=loglevel, quiet=True,
                           logging_config=logging_config(log_format, loglevel))
     # Faust's terminal spinner would set the root logger to DEBUG (filtering in its handler),
     # so every send built a debug record only to drop it: 3% of a busy worker (py-spy).
     worker.spinner = None
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     tune_gc()
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if watchdog.fired:  # stopped itself: tell the supervisor to restart it
+            sys.exit(EXIT_STALLED)
 
 
 def pipeline_lag(bootstrap: str, settings: StreamSettings) -> int:

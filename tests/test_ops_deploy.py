@@ -100,8 +100,13 @@ def test_prometheus_scrapes_every_worker_and_the_collector_on_their_ports() -> N
     stream = stream_settings(config.stream)
     collector = CollectorSettings.from_section(config.collector)
     assert stream.ops_host == "0.0.0.0" and stream.ops_port > 0
-    assert str(stream.ops_port) in services["worker"]["expose"]
-    assert f":{stream.ops_port}/healthz" in " ".join(services["worker"]["healthcheck"]["test"])
+    workers = [service for name, service in services.items() if name.startswith("worker")]
+    assert workers
+    for worker in workers:
+        assert str(stream.ops_port) in worker["expose"]
+        assert f":{stream.ops_port}/healthz" in " ".join(worker["healthcheck"]["test"])
+        # DNS service discovery below resolves the alias every worker container carries.
+        assert "worker" in worker["networks"]["default"]["aliases"]
     mount = "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
     assert mount in services["prometheus"]["volumes"]
     jobs = {job["job_name"]: job for job in

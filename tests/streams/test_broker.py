@@ -11,9 +11,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from attribution.policy import ConfigError
 from streams.broker import (
     BrokerError,
     EmbeddedBroker,
@@ -26,6 +28,8 @@ from streams.broker import (
     wait_for_broker,
 )
 from streams.envelope import EnvelopeError, batch_by_key, decode_envelope, encode_envelope
+from streams.settings import stream_settings
+from streams.topics import topic_specs
 
 # Short group timings: Tansu assigns partitions about half a session timeout after a join.
 GROUP_SETTINGS: dict[str, Any] = {
@@ -116,6 +120,39 @@ async def test_created_topics_have_the_requested_partitions(
         assert consumer.partitions_for_topic(f"{unique_name}-five") == set(range(5))
     finally:
         await consumer.stop()
+
+
+async def test_every_pipeline_topic_gets_the_configured_replication_and_min_isr(
+    broker: EmbeddedBroker, unique_name: str
+) -> None:
+    """[stream] replication_factor and min_insync_replicas reach every data topic, not only
+    Faust's changelogs. Tansu keeps one copy whatever is asked, but it records and reports
+    the requested replica list and the topic config, which is what a request carries."""
+    settings = stream_settings({}, topic_prefix=unique_name, replication_factor=3,
+                               min_insync_replicas=2)
+    specs = topic_specs(settings)
+    assert await create_topics(broker.bootstrap, specs) == [spec.name for spec in specs]
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([spec.name for spec in specs])
+        configs = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, spec.name) for spec in specs])
+    finally:
+        await admin.close()
+    assert {t["topic"] for t in described} == {spec.name for spec in specs}
+    for topic in described:
+        assert all(len(p["replicas"]) == 3 for p in topic["partitions"]), topic
+    for response in configs:
+        for resource in response.resources:
+            entries = {entry[0]: entry[1] for entry in resource[4]}
+            assert entries["min.insync.replicas"] == "2", resource
+
+
+def test_min_insync_replicas_above_the_replication_is_refused() -> None:
+    with pytest.raises(ConfigError, match="min_insync_replicas"):
+        stream_settings({"replication_factor": 2, "min_insync_replicas": 3})
+    assert stream_settings({"replication_factor": 3}).min_insync_replicas is None
 
 
 async def test_committed_offsets_survive_a_consumer_restart(

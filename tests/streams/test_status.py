@@ -16,7 +16,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from streams.broker import EmbeddedBroker, log_end_offsets
-from streams.status import PartitionStatus, StreamStatus
+from streams.status import PartitionStatus, StreamStatus, TopicReplication
 from tests.streams.pipeline import Pipeline
 from tests.test_batch import B2C_JOURNEY, page
 
@@ -25,7 +25,11 @@ TIMEOUT = 120.0  # a safety bound on the command, not an expectation
 
 @pytest.fixture
 def pipeline(broker: EmbeddedBroker, unique_name: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(broker.bootstrap, unique_name, tmp_path, partitions=2)
+    # A worker restarted into the same group after the previous one stopped, with records
+    # produced meanwhile, occasionally stalls (README: No silent stall); the watchdog and
+    # supervision end it as they would in production, within the pipeline's wait bound.
+    running = Pipeline(broker.bootstrap, unique_name, tmp_path, partitions=2,
+                       stream_overrides={"stall_seconds": 20})
     yield running
     running.close()
 
@@ -87,6 +91,7 @@ def test_status_shows_real_lag_while_the_worker_is_stopped_then_zero(
     assert status_json(pipeline, "--max-lag", str(produced))[0] == 0
 
     pipeline.workers.start(1)
+    pipeline.workers.supervise()
     pipeline.wait()
     code, report = status_json(pipeline, "--max-lag", "0")
     assert code == 0 and report["lag"] == 0 and report["problems"] == []
@@ -101,6 +106,25 @@ def test_dead_letters_alert_past_their_threshold(pipeline: Pipeline) -> None:
     assert code == 1 and report["dead_letters"] == 1
     assert report["problems"] == ["dead letters 1 > 0"]
     assert status_json(pipeline, "--max-dead-letters", "1")[0] == 0
+
+
+def test_status_warns_when_topics_are_replicated_less_than_configured(
+        broker: EmbeddedBroker, unique_name: str, tmp_path: Path) -> None:
+    """Configured for 3 replicas, but Tansu is one broker: it lists itself three times as
+    the replicas, and status counts distinct brokers, so it alerts for every topic."""
+    three = Pipeline(broker.bootstrap, unique_name, tmp_path, partitions=2,
+                     stream_overrides={"replication_factor": 3})
+    try:
+        code, report = status_json(three)
+        names = [three.settings.topic(t) for t in
+                 ("events", "identity", "journeys", "landing", "dead-letters")]
+        assert code == 1
+        assert report["problems"] == [f"{name}: replication 1 < configured 3" for name in names]
+        assert {r["topic"]: r["replicas"] for r in report["replication"]} == dict.fromkeys(
+            names, 1)
+        assert "configured 3, lowest topic 1" in status(three).stdout
+    finally:
+        three.close()
 
 
 def test_status_of_an_unreachable_broker_exits_2(tmp_path: Path) -> None:
@@ -119,3 +143,15 @@ def test_problems_compare_against_thresholds() -> None:
     assert found.problems(11, 3) == []
     assert found.problems(10, 2) == ["lag 11 > 10", "dead letters 3 > 2"]
     assert found.problems(10, None) == ["lag 11 > 10"]
+
+
+def test_replication_problems_count_distinct_replicas_and_in_sync_ones() -> None:
+    rows = [PartitionStatus("e", 0, 0, 0)]
+    healthy = TopicReplication("e", 3, 3)
+    lagging_isr = TopicReplication("j", 3, 1)
+    single = TopicReplication("c-changelog", 1, 1)
+    found = StreamStatus("g", rows, replication=[healthy, lagging_isr, single],
+                         replication_factor=3, min_insync_replicas=2)
+    assert found.problems(0, None) == ["j: in-sync replicas 1 < min.insync.replicas 2",
+                                       "c-changelog: replication 1 < configured 3"]
+    assert StreamStatus("g", rows, replication=[healthy, single]).problems(0, None) == []
