@@ -84,6 +84,17 @@ class DeviceState:
     spans: dict[str, int] = field(default_factory=dict)  # folded session's touch -> last page
     touches: dict[str, JourneyTouch] = field(default_factory=dict)
     conversions: dict[str, RoutedConversion] = field(default_factory=dict)
+    # Visit touches withdrawn by a re-cut, and how often each changed status since: odd =
+    # withdrawn now. A later re-cut may make one a session start again (even).
+    flips: dict[str, int] = field(default_factory=dict)
+
+
+class Withdrawal(NamedTuple):
+    """A visit touch's status after a re-cut (warehouse ``touch_withdrawals`` row)."""
+
+    event_id: str
+    revision: int  # grows with each change: the latest row per touch holds
+    withdrawn: bool
 
 
 @dataclass(slots=True)
@@ -91,7 +102,7 @@ class DeviceOutput:
     links: list[Link] = field(default_factory=list)
     journeys: dict[str, JourneyDelta] = field(default_factory=lambda: defaultdict(JourneyDelta))
     touches: list[TouchRow] = field(default_factory=list)  # to land (new or re-sent)
-    retracted: list[str] = field(default_factory=list)  # visit touches withdrawn
+    withdrawals: list[Withdrawal] = field(default_factory=list)  # to land
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +231,9 @@ def _recut(state: DeviceState, group: list[tuple[Any, ...]], config: Config,
                     source, medium, campaign, url, referrer)
         pages.append(page)
         if start and (new or not was_start):
+            if not was_start and state.flips.get(event_id, 0) % 2:  # withdrawn before: back
+                state.flips[event_id] += 1
+                out.withdrawals.append(Withdrawal(event_id, state.flips[event_id], False))
             _add_touch(state, page.touch(), config, out)  # a new session, or one re-sent
         elif was_start and not start:
             _retract(state, event_id, config, out)
@@ -287,7 +301,8 @@ def _retract(state: DeviceState, event_id: str, config: Config, out: DeviceOutpu
     if state.touches.pop(event_id, None) is None:
         return
     state.spans.pop(event_id, None)
-    out.retracted.append(event_id)
+    state.flips[event_id] = state.flips.get(event_id, 0) + 1
+    out.withdrawals.append(Withdrawal(event_id, state.flips[event_id], True))
     for key in touch_journeys(state, config):
         out.journeys[key].retracted.append(event_id)
 
@@ -339,6 +354,10 @@ def expire(state: DeviceState, limits: Limits) -> None:
     if any(t.time < horizon for t in state.touches.values()):
         state.touches = {k: t for k, t in state.touches.items() if t.time >= horizon}
         state.spans = {k: e for k, e in state.spans.items() if k in state.touches}
+    if state.flips:
+        # a withdrawn page is still retained while it may come back; then it is forgotten
+        pages = {p.event_id for p in state.pages}
+        state.flips = {k: n for k, n in state.flips.items() if k in pages or k in state.touches}
     if any(c.conversion.time < horizon for c in state.conversions.values()):
         state.conversions = {k: c for k, c in state.conversions.items()
                              if c.conversion.time >= horizon}

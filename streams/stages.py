@@ -27,6 +27,7 @@ from streams.messages import (
     CREDIT_COLUMNS,
     IDENTITY_MAP_COLUMNS,
     TOUCH_COLUMNS,
+    WITHDRAWAL_COLUMNS,
     Columns,
     Tables,
     columns,
@@ -105,6 +106,7 @@ def devices_message(get: Callable[[str], DeviceState | None], payload: Mapping[s
     out.links = emitted.links
     out.deltas = list(emitted.journeys.items())
     out.land("touches", columns(emitted.touches, TOUCH_COLUMNS))
+    out.land("touch_withdrawals", columns(emitted.withdrawals, WITHDRAWAL_COLUMNS))
     _land_rejected(out)
     return out
 

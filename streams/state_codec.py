@@ -91,12 +91,13 @@ def encode_device(state: DeviceState) -> bytes:
         [_mark(p, _PAGE_IDS, device) for p in state.pages], state.fold, state.spans,
         [_coded(_mark(t, _TOUCH_IDS, device)) for t in state.touches.values()],
         [[*routed.conversion, routed.generation] for routed in state.conversions.values()],
+        state.flips,
     ])
 
 
 def decode_device(data: bytes) -> DeviceState:
-    (device, person, account, last_time, pages, fold, spans, touches,
-     conversions) = _unpack(data)
+    (device, person, account, last_time, pages, fold, spans, touches, conversions,
+     flips) = _unpack(data)
     return DeviceState(
         device=device, person=person, account=account, last_time=last_time,
         pages=[_page(_unmark(p, _PAGE_IDS, device)) for p in pages],
@@ -105,6 +106,7 @@ def decode_device(data: bytes) -> DeviceState:
         touches={t[1]: _touch(_named(_unmark(t, _TOUCH_IDS, device))) for t in touches},
         conversions={c[0]: RoutedConversion(_conversion(c[:-1]), c[-1])
                      for c in conversions},
+        flips=flips,
     )
 
 

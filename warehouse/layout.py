@@ -147,6 +147,13 @@ TABLES: dict[str, pa.Schema] = {
             _field("landed_at", TIMESTAMP),  # auto-filled
         ]
     ),
+    "touch_withdrawals": pa.schema(  # visit touches a later re-cut of sessions withdrew
+        [
+            _str("event_id"),
+            _field("revision", pa.int64()),  # the latest row per touch holds
+            _field("withdrawn", pa.bool_()),  # false: a session start again
+        ]
+    ),
     "erasures": pa.schema(  # audit of `attribution erase`: counts only, never the ids
         [
             _str("erasure_id"),
