@@ -39,6 +39,7 @@ from warehouse.landing import ensure_layout
 from warehouse.views import create_views
 
 log = logging.getLogger("attribution.stream")
+STANDBY_INTERVAL_SECONDS = 5.0
 
 
 def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
@@ -87,7 +88,7 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
             return await send(topic, partition, data)
 
         return StateTable(name, topic, kafka_reader(bootstrap), _store_opener(settings, name),
-                          send_record)
+                          send_record, standby=settings.standby_replicas > 0)
 
     emitter = Emitter(send, names, settings)
     devices_table = table("devices", changelogs.devices)
@@ -132,6 +133,15 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
         mine = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned
                       if tp.topic in (names.events, names.journeys, names.identity))
         log.info("assigned partitions: %s", ", ".join(mine) or "(none)")
+
+    if settings.standby_replicas > 0:
+        @app.timer(interval=STANDBY_INTERVAL_SECONDS)  # type: ignore[untyped-decorator]
+        async def keep_standbys() -> None:
+            """Follow every partition another worker owns: with any number of workers each
+            partition then has a warm copy on every worker (at least `standby_replicas`)."""
+            for state, count in ((devices_table, settings.partitions),
+                                 (journeys_table, settings.partitions), (links_table, 1)):
+                await state.follow(range(count))
 
     ensure_layout(warehouse)
     create_views(warehouse)

@@ -167,3 +167,24 @@ def test_idle_finds_exactly_the_keys_idle_long_enough(ops: list[tuple[str, int, 
     limit = before // BUCKET_US * BUCKET_US
     assert {k for k, t in latest.items() if t < limit} <= found
     assert found <= {k for k, t in latest.items() if t < before}
+
+
+def test_a_standby_table_follows_partitions_it_does_not_own() -> None:
+    async def run() -> None:
+        log = MemoryLog()
+        owner = table(log)
+        owner.assigned([0])
+        await owner.ensure(0)
+        await owner.commit(0, {"a": (1, b"1")})
+        standby = table(log)
+        standby.standby = True
+        standby.assigned([1])  # owns partition 1; partition 0 belongs to the other worker
+        await standby.follow(range(2))
+        kept = standby.store(0)
+        assert kept is not None and kept.get("a") == b"1"
+        await owner.commit(0, {"a": (2, b"2")})
+        standby.assigned([0, 1])  # the other worker left: partition 0 is handed over
+        assert (await standby.ensure(0)).get("a") == b"2"
+        assert standby.recovered_records == 2  # the tail only, one record each time
+
+    asyncio.run(run())

@@ -32,47 +32,68 @@ def kafka_reader(bootstrap: str) -> ReadChangelog:
 
 
 class StateTable:
+    """``standby``: keep the stores of partitions another worker owns too, following their
+    changelogs (``follow``), so a rebalance that hands one over finds it nearly current."""
+
     def __init__(self, name: str, topic: str, read: ReadChangelog,
-                 open_store: Callable[[int], PartitionStore], send: SendRecord) -> None:
+                 open_store: Callable[[int], PartitionStore], send: SendRecord,
+                 standby: bool = False) -> None:
         self.name = name
         self.topic = topic
         self._read = read
         self._open = open_store
         self._send = send
+        self.standby = standby
         self._stores: dict[int, PartitionStore] = {}
+        self._owned: set[int] = set()
         self._to_check: set[int] = set()
+        self._locks: dict[int, asyncio.Lock] = {}  # one catch-up of a partition at a time
         self.recovered_records = 0
         self.recovery_seconds = 0.0
 
     def assigned(self, partitions: Iterable[int]) -> None:
         """A rebalance gave us these partitions: check each store against its changelog
-        before the next use (another worker may have written it meanwhile); close the rest."""
-        mine = set(partitions)
-        for partition in list(self._stores):
-            if partition not in mine:
-                self._stores.pop(partition).close()
-        self._to_check = mine
+        before the next use (another worker may have written it meanwhile); close the rest
+        (kept as standbys when ``standby``)."""
+        self._owned = set(partitions)
+        if not self.standby:
+            for partition in list(self._stores):
+                if partition not in self._owned:
+                    self._stores.pop(partition).close()
+        self._to_check = set(self._owned)
 
     async def ensure(self, partition: int) -> PartitionStore:
-        store = self._stores.get(partition)
-        if store is None:
-            store = self._open(partition)
-            self._stores[partition] = store
-            self._to_check.add(partition)
+        store = self._store(partition)
         if partition in self._to_check:
             self._to_check.discard(partition)
             await self._catch_up(store)
         return store
 
+    def _store(self, partition: int) -> PartitionStore:
+        store = self._stores.get(partition)
+        if store is None:
+            store = self._open(partition)
+            self._stores[partition] = store
+            self._to_check.add(partition)
+        return store
+
+    async def follow(self, partitions: Iterable[int]) -> None:
+        """Bring the stores of these partitions that this worker does not own up to their
+        changelogs' ends (a warm standby)."""
+        for partition in partitions:
+            if partition not in self._owned:
+                await self._catch_up(self._store(partition))
+
     async def _catch_up(self, store: PartitionStore) -> None:
         started = time.monotonic()
         records = 0
-        async for batch in self._read(self.topic, store.partition, store.applied + 1):
-            for offset, data in batch:
-                _apply(store, decode_record(data))
-                store.mark_applied(offset)
-                records += 1
-            await asyncio.sleep(0)  # keep heartbeats and other tasks going
+        async with self._locks.setdefault(store.partition, asyncio.Lock()):
+            async for batch in self._read(self.topic, store.partition, store.applied + 1):
+                for offset, data in batch:
+                    _apply(store, decode_record(data))
+                    store.mark_applied(offset)
+                    records += 1
+                await asyncio.sleep(0)  # keep heartbeats and other tasks going
         seconds = time.monotonic() - started
         self.recovered_records += records
         self.recovery_seconds += seconds
