@@ -133,9 +133,10 @@ def _parts(tokens: str) -> tuple[list[pl.Expr], list[pl.Expr]]:
     page, referrer = pl.col("page_url"), pl.col("referrer")
     first = [
         *map(pl.col, SIGNAL_COLUMNS),
-        # a URL ending in '=' may end in a blank click id, which its tokens do not show
-        pl.when(~page.str.ends_with("=")).then(page.str.extract(_AUTHORITY, 0))
-        .alias("page_authority"),
+        # The exact parser takes URLs ending in '=' (maybe a blank click id, which the
+        # tokens do not show) and non-ASCII ones (str.find counts bytes, str.slice chars).
+        pl.when(~page.str.ends_with("=") & (page.str.len_bytes() == page.str.len_chars()))
+        .then(page.str.extract(_AUTHORITY, 0)).alias("page_authority"),
         page.str.slice(page.str.find(r"[?#]")).alias("page_query"),  # the path is not read
         referrer.str.extract(_AUTHORITY, 0).alias("referrer_authority"),
     ]

@@ -189,6 +189,10 @@ URLS: list[tuple[str | None, str | None, str, str, str]] = [
      "bücher", "cpc"),
     ("https://shop.example.com/?mscl\u212aid=1", None, "Paid Search", "bing", "cpc"),
     ("https://ex\u2100ample.com/?gclid=1", None, "Direct", "(direct)", "(none)"),
+    ("https://shop.example.com/\u00fc#x&utm_source=bing&utm_medium=cpc", None, "Direct",
+     "(direct)", "(none)"),
+    ("https://shop.example.com/\u00fc?a=x?utm_source=bing&utm_medium=cpc", None, "Paid Other",
+     "(not set)", "cpc"),
     ("", "", "Direct", "(direct)", "(none)"),
     ("   ", " \t ", "Direct", "(direct)", "(none)"),
 ]
@@ -375,7 +379,7 @@ def _queried(draw: st.DrawFn) -> TrafficSignals:
         key = draw(_key())
         value = draw(st.sampled_from(_SOME_VALUES) | st.sampled_from(_BLANKS))
         params.append(draw(st.sampled_from([f"{key}={value}"] * 4 + [key, ""])))
-    path = draw(st.sampled_from(["/p", "/", "/a&utm_source=zz", "/p#h", ""]))
+    path = draw(st.sampled_from(["/p", "/", "/a&utm_source=zz", "/p#h", "", "/\u00fc"]))
     end = draw(st.sampled_from(["", "", "#frag", "#&gclid=1", "#?utm_source=f", "=", "&"]))
     page = f"https://shop.example.com{path}?{'&'.join(params)}{end}"
     referrer = draw(st.sampled_from([None, "https://www.google.com/", "https://shop.example.com/",
