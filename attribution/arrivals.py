@@ -164,7 +164,7 @@ class _Combinations:
     """Classifications of part combinations under one rule table, kept across batches:
     real traffic repeats a few hundred combinations."""
 
-    LIMIT = 65_536
+    LIMIT = 16_384  # entries; cleared when full (hostile traffic has no repeats to keep)
 
     def __init__(self, rules: ChannelRules) -> None:
         self.rules = rules  # also keeps id(rules) from being reused while cached
