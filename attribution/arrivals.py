@@ -10,7 +10,9 @@ unique landing URL per click (its gclid / fbclid value), so per-row parsing is t
    (key and value) and the click-id parameters it has (keys only: their values are what
    makes each click's URL unique).
 2. Each distinct combination of those parts (few in real traffic) is classified once by
-   the code ``classify`` runs (``channels.classify_landing``), and joined back on the rows.
+   the code ``classify`` runs (``channels.classify_landing``) and kept in a frame per rule
+   table; every batch joins its rows on that frame, so a warm batch runs no Python per
+   combination either.
 
 The pass over the query also reports everything that would make these parts disagree
 with ``urlsplit`` + ``parse_qsl``: spaces, control or non-ASCII characters, '%' or '+'
@@ -161,26 +163,35 @@ _EXACT: _Result = (None,) * len(OUTPUT_COLUMNS)  # classify this row on its own
 
 
 class _Combinations:
-    """Classifications of part combinations under one rule table, kept across batches:
-    real traffic repeats a few hundred combinations."""
+    """The classified part combinations of one rule table, as a frame the next batch joins
+    on: real traffic repeats a few hundred combinations, so a warm batch only joins."""
 
-    LIMIT = 16_384  # entries; cleared when full (hostile traffic has no repeats to keep)
+    LIMIT = 4_096  # rows; the table restarts from one batch when it would pass this
 
     def __init__(self, rules: ChannelRules) -> None:
         self.rules = rules  # also keeps id(rules) from being reused while cached
-        self.known: dict[_Row, _Result] = {}
+        self.known: pl.DataFrame | None = None
 
-    def classify(self, row: _Row) -> _Result:
-        if row[6] is not None or row[8] is not None:  # exact-path URLs are one-offs
-            return self._classify(row)
-        tokens = row[5]
-        key = (*row[:5], tuple(tokens) if isinstance(tokens, list) else tokens, *row[6:])
-        got = self.known.get(key)
-        if got is None:
-            if len(self.known) >= self.LIMIT:
-                self.known.clear()
-            got = self.known[key] = self._classify(row)
-        return got
+    def lookup(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """OUTPUT_COLUMNS for every row of ``keys`` (all null: classify the row alone)."""
+        out = None if self.known is None else self._join(keys, self.known)
+        if out is not None and not out["_known"].null_count():
+            return out
+        # new combinations: classify each once, keep those without one-off URLs
+        restart = self.known is None or self.known.height >= self.LIMIT
+        new = (keys if restart or out is None else keys.filter(out["_known"].is_null())).unique()
+        table = pl.concat([new, pl.DataFrame([self._classify(row) for row in new.iter_rows()],
+                                             schema=OUTPUT_SCHEMA, orient="row")],
+                          how="horizontal").with_columns(_known=pl.lit(True))
+        lasting = pl.col("page_exact").is_null() & pl.col("referrer_exact").is_null()
+        kept = table.filter(lasting)
+        self.known = kept if restart or self.known is None else pl.concat([self.known, kept])
+        return self._join(keys, pl.concat([self.known, table.filter(~lasting)]))
+
+    @staticmethod
+    def _join(keys: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
+        return keys.join(table, on=keys.columns, how="left", nulls_equal=True,
+                         maintain_order="left").select(*OUTPUT_COLUMNS, "_known")
 
     def _classify(self, row: _Row) -> _Result:
         (utm_source, utm_medium, utm_campaign, explicit, page_authority, page_tokens,
@@ -247,18 +258,9 @@ def classify_arrivals(signals: pl.DataFrame,
         signals = signals.with_columns(pl.col(c).cast(pl.String) for c in SIGNAL_COLUMNS)
     first, second = _parts(_tokens_pattern(click_id_params(rules)))
     keys = signals.select(first).select(second)
-    # One representative row per distinct combination (by hash) is classified in Python,
-    # then joined back on the parts themselves.
-    distinct = keys.filter(keys.hash_rows().is_first_distinct())
-    table = _combinations(rules)
-    results = [table.classify(row) for row in distinct.iter_rows()]
-    right = pl.concat([distinct, pl.DataFrame(results, schema=OUTPUT_SCHEMA, orient="row")],
-                      how="horizontal")
-    out = keys.join(right, on=keys.columns, how="left", nulls_equal=True,
-                    maintain_order="left").select(OUTPUT_COLUMNS)
+    out = _combinations(rules).lookup(keys).drop("_known")
     if out["channel"].null_count():
-        # URLs that turned out not simple (and rows whose combination lost a hash
-        # collision, so found no partner in the join): the per-row path
+        # URLs that turned out not simple: the per-row path
         rows = out.select(pl.arg_where(pl.col("channel").is_null())).to_series()
         exact = [_result(classify(s, rules), campaign_signature(s, rules))
                  for s in (TrafficSignals(*r) for r in

@@ -286,6 +286,18 @@ def test_the_same_combination_across_batches_and_rule_tables() -> None:
         assert set(classify_arrivals(frame(signals), custom)["channel"]) == {"Organic Social"}
 
 
+def test_batches_that_repeat_extend_and_overflow_the_known_combinations() -> None:
+    rules = ChannelRules.from_overrides({"fallback_channel": "Other"})  # a table of its own
+    tagged = [landing(f"utm_source=s{i % 7}&utm_medium=cpc&utm_campaign=c{i}&gclid=x{i}")
+              for i in range(40)]
+    odd = [TrafficSignals(page_url=f" {SITE}?gclid={i}", referrer=f"ref{i}.example/")
+           for i in range(5)]
+    many = [TrafficSignals(utm_source="crm", utm_medium="email", utm_campaign=f"n{i}")
+            for i in range(5_000)]  # more combinations than the table keeps
+    for batch in (tagged[:20] * 2, tagged + odd, many, tagged[10:] + odd[:2] * 2, tagged):
+        assert_same(batch, rules)
+
+
 # --- properties: hostile strings and URLs ----------------------------------------------
 
 _KEYS = ["utm_source", "utm_medium", "utm_campaign", "UTM_Source", "utm%5Fsource", " utm_medium",
