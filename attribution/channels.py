@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
@@ -592,32 +592,79 @@ DEFAULT_RULES: ChannelRules = ChannelRules.model_validate({
 
 
 # --- resolution and classification ------------------------------------------------------
+# ``_resolve`` works from parsed parts (query parameters, hosts), so a vectorised caller
+# (attribution.arrivals) can parse URLs its own way and share everything after parsing.
+
+Signature = tuple[str, str, str | None]
 
 
-def _resolve(signals: TrafficSignals, c: _Compiled) -> tuple[str, str, str | None, bool]:
-    """(source, medium, campaign, is_marketing_arrival) of one landing."""
-    page_raw = _text(signals.page_url)
-    page = _parse_url(page_raw) if page_raw else _NO_URL
-    params = page.params
-    utm_source = _text(signals.utm_source) or params.get("utm_source")
-    utm_medium = _text(signals.utm_medium) or params.get("utm_medium")
-    campaign = _text(signals.utm_campaign) or params.get("utm_campaign")
-    if utm_source or utm_medium:
-        source = c.source_of_host(_clean_host(utm_source)) if utm_source else NOT_SET
-        medium = _lower(utm_medium) if utm_medium else NOT_SET
+class Landing(NamedTuple):
+    """A touch with its URLs parsed: everything classification reads."""
+
+    utm_source: str | None  # the explicit utm fields as given (blank counts as absent)
+    utm_medium: str | None
+    utm_campaign: str | None
+    params: Mapping[str, str]  # landing URL query: lower-cased keys, first non-blank value
+    page_host: str  # cleaned landing host ("" if none)
+    referrer_host: str  # cleaned referrer host ("" if none)
+    explicit_channel: str | None
+
+
+def click_id_params(rules: ChannelRules) -> tuple[str, ...]:
+    """The click-id query parameters, first to last in the order that decides which wins."""
+    return tuple(param for param, _, _ in rules._compiled.click_ids)
+
+
+def page_parts(url: str | None) -> tuple[Mapping[str, str], str]:
+    """(query parameters, cleaned host) of a landing URL, as classify reads them."""
+    raw = _text(url)
+    page = _parse_url(raw) if raw else _NO_URL
+    return page.params, page.host
+
+
+def host_of(url: str | None) -> str:
+    """The cleaned host of a URL ("" if none), as classify reads a referrer."""
+    raw = _text(url)
+    return _parse_url(raw).host if raw else ""
+
+
+def query_params(query: str) -> Mapping[str, str]:
+    """A query string's parameters as classify reads them (lower-cased keys, first
+    non-blank value)."""
+    return _query_params(query)
+
+
+def _resolve(utm_source: str | None, utm_medium: str | None, utm_campaign: str | None,
+             params: Mapping[str, str], page_host: str, referrer: str | None,
+             referrer_url: str | None, c: _Compiled) -> tuple[str, str, str | None, bool]:
+    """(source, medium, campaign, is_marketing_arrival) of one landing.
+
+    ``referrer`` is the referrer's host, or None to parse ``referrer_url`` only if it is
+    needed (a tagged landing never reads it)."""
+    source_raw = _text(utm_source) or params.get("utm_source")
+    medium_raw = _text(utm_medium) or params.get("utm_medium")
+    campaign = _text(utm_campaign) or params.get("utm_campaign")
+    if source_raw or medium_raw:
+        source = c.source_of_host(_clean_host(source_raw)) if source_raw else NOT_SET
+        medium = _lower(medium_raw) if medium_raw else NOT_SET
         return source or NOT_SET, medium or NOT_SET, campaign, True
     if params:
         for param, source, medium in c.click_ids:
             if param in params:
                 return source, medium, campaign, True
-    referrer_raw = _text(signals.referrer)
-    if referrer_raw:
-        host = _parse_url(referrer_raw).host
-        if host and not _is_internal(host, page.host, c.ignored_referrers):
-            source = c.source_of_host(host)
-            medium = ORGANIC_MEDIUM if source in c.search_sources else REFERRAL_MEDIUM
-            return source, medium, campaign, True
+    host = host_of(referrer_url) if referrer is None else referrer
+    if host and not _is_internal(host, page_host, c.ignored_referrers):
+        source = c.source_of_host(host)
+        medium = ORGANIC_MEDIUM if source in c.search_sources else REFERRAL_MEDIUM
+        return source, medium, campaign, True
     return DIRECT_SOURCE, DIRECT_MEDIUM, campaign, campaign is not None
+
+
+def _resolve_signals(signals: TrafficSignals, c: _Compiled) -> tuple[str, str, str | None, bool]:
+    raw = _text(signals.page_url)
+    page = _parse_url(raw) if raw else _NO_URL
+    return _resolve(signals.utm_source, signals.utm_medium, signals.utm_campaign, page.params,
+                    page.host, None, signals.referrer, c)
 
 
 def _is_internal(host: str, page_host: str, ignored: tuple[str, ...]) -> bool:
@@ -626,23 +673,38 @@ def _is_internal(host: str, page_host: str, ignored: tuple[str, ...]) -> bool:
     return any(host == h or host.endswith("." + h) for h in ignored)
 
 
-def classify(signals: TrafficSignals, rules: ChannelRules = DEFAULT_RULES) -> Classified:
-    """The channel group, source, medium and campaign of one touch. Never raises."""
-    compiled = rules._compiled
-    source, medium, campaign, marketing = _resolve(signals, compiled)
-    explicit = signals.explicit_channel
+def _classified(resolved: tuple[str, str, str | None, bool], explicit: object,
+                c: _Compiled) -> Classified:
+    source, medium, campaign, marketing = resolved
     if isinstance(explicit, str) and explicit.strip():
         if not marketing or source == DIRECT_SOURCE:
             source, medium = OFFLINE_SOURCE, OFFLINE_MEDIUM
         return Classified(explicit, source, medium, campaign)
     values = (source, medium, campaign.lower() if campaign else "")
-    return Classified(compiled.channel_of(values), source, medium, campaign)
+    return Classified(c.channel_of(values), source, medium, campaign)
+
+
+def classify(signals: TrafficSignals, rules: ChannelRules = DEFAULT_RULES) -> Classified:
+    """The channel group, source, medium and campaign of one touch. Never raises."""
+    compiled = rules._compiled
+    return _classified(_resolve_signals(signals, compiled), signals.explicit_channel, compiled)
 
 
 def campaign_signature(signals: TrafficSignals,
-                       rules: ChannelRules = DEFAULT_RULES) -> tuple[str, str, str | None] | None:
+                       rules: ChannelRules = DEFAULT_RULES) -> Signature | None:
     """(source, medium, campaign) of a marketing arrival (utm, click id or external
     referrer); None for internal navigation or no information. A different signature
     starts a new session."""
-    source, medium, campaign, marketing = _resolve(signals, rules._compiled)
+    source, medium, campaign, marketing = _resolve_signals(signals, rules._compiled)
     return (source, medium, campaign) if marketing else None
+
+
+def classify_landing(landing: Landing, rules: ChannelRules = DEFAULT_RULES
+                     ) -> tuple[Classified, Signature | None]:
+    """``classify`` and ``campaign_signature`` of a touch whose URLs are already parsed."""
+    compiled = rules._compiled
+    resolved = _resolve(landing.utm_source, landing.utm_medium, landing.utm_campaign,
+                        landing.params, landing.page_host, landing.referrer_host, None, compiled)
+    source, medium, campaign, marketing = resolved
+    signature = (source, medium, campaign) if marketing else None
+    return _classified(resolved, landing.explicit_channel, compiled), signature
