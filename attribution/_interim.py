@@ -1,5 +1,5 @@
-"""Per-row stand-ins for the vectorised wire validation and channel classification that
-are being built in parallel (same interfaces); replaced when those land."""
+"""A per-row stand-in for the vectorised wire validation being built in parallel (same
+interface); replaced when it lands."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from typing import Any
 
 import polars as pl
 
-from attribution.channels import DEFAULT_RULES, ChannelRules, TrafficSignals, campaign_signature
-from attribution.channels import classify as classify_one
 from schemas.wire import EventRejected, parse_event
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -75,22 +73,3 @@ def validate_batch(raws: Sequence[Any], now_us: int | None = None) -> WireBatch:
             rows[name].append(value)
     batch.columns = pl.DataFrame(rows, schema=WIRE_COLUMNS)
     return batch
-
-
-def classify_arrivals(signals: pl.DataFrame, rules: ChannelRules = DEFAULT_RULES
-                      ) -> pl.DataFrame:
-    out: dict[str, list[Any]] = {name: [] for name in (
-        "channel", "source", "medium", "campaign", "sig_source", "sig_medium", "sig_campaign")}
-    for row in signals.iter_rows(named=True):
-        s = TrafficSignals(row["utm_source"], row["utm_medium"], row["utm_campaign"],
-                           row["referrer"], row["page_url"], row["explicit_channel"])
-        c = classify_one(s, rules)
-        sig = campaign_signature(s, rules)
-        out["channel"].append(c.channel)
-        out["source"].append(c.source)
-        out["medium"].append(c.medium)
-        out["campaign"].append(c.campaign)
-        out["sig_source"].append(sig[0] if sig else None)
-        out["sig_medium"].append(sig[1] if sig else None)
-        out["sig_campaign"].append(sig[2] if sig else None)
-    return pl.DataFrame(out, schema={k: pl.Utf8 for k in out})

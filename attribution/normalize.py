@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from attribution._interim import classify_arrivals
+from attribution.arrivals import classify_arrivals
 from attribution.channels import ChannelRules
 from attribution.policy import Config, ConversionRule, RoutingRule
 from attribution.sessions import SIG_SEPARATOR
