@@ -16,12 +16,12 @@ import orjson
 import polars as pl
 
 from attribution.arrivals import classify_arrivals
-from attribution.channels import ChannelRules
+from attribution.channels import ChannelRules, TrafficSignals
 from attribution.policy import Config, ConversionRule, RoutingRule
 from attribution.sessions import SIG_SEPARATOR
 from schemas.contracts import JourneyConversion, Link, TouchRow
 from schemas.records import LinkKind
-from schemas.wire import MAX_MONEY
+from schemas.wire import MAX_MONEY, WireEvent
 
 _SORTED = orjson.OPT_SORT_KEYS
 PAGE_TYPES = ("page", "screen")
@@ -49,6 +49,24 @@ class Observed:
 
 def _nonempty(name: str) -> pl.Expr:
     return pl.when(pl.col(name).str.len_bytes() > 0).then(pl.col(name))
+
+
+def signals_of(event: WireEvent) -> TrafficSignals:
+    """One validated event's traffic signals (what ``_signals`` computes as columns):
+    context.campaign / context.page, else the same-named properties."""
+    campaign, page, props = event.context.campaign, event.context.page, event.properties
+    return TrafficSignals(
+        utm_source=(campaign.source if campaign else None) or _str(props.get("utm_source")),
+        utm_medium=(campaign.medium if campaign else None) or _str(props.get("utm_medium")),
+        utm_campaign=(campaign.name if campaign else None) or _str(props.get("utm_campaign")),
+        referrer=(page.referrer if page else None) or _str(props.get("referrer")),
+        page_url=(page.url if page else None) or _str(props.get("url")),
+        explicit_channel=_str(props.get("channel")),
+    )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _signals(columns: pl.DataFrame) -> pl.DataFrame:
