@@ -188,7 +188,9 @@ class _InProcess(Executor):
 def _executor(workers: int) -> Executor:
     if workers <= 1:
         return _InProcess()
-    # spawn, not fork: polars' thread pool does not survive a fork.
+    # spawn, not fork: polars' thread pool does not survive a fork. One polars thread per
+    # worker process: the processes already use every core.
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=tune_gc)
 
