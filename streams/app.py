@@ -26,7 +26,7 @@ from streams.broker import adapt_faust_to_broker, faust_url
 from streams.envelope import encode_body
 from streams.erase import ERASE
 from streams.metrics import WorkerMetrics
-from streams.producer import LINGER_MS, MAX_BATCH_BYTES, MAX_REQUEST_BYTES
+from streams.producer import COMPRESSION, LINGER_MS, MAX_BATCH_BYTES, MAX_REQUEST_BYTES
 from streams.settings import StreamSettings
 from streams.sink import Landing, land_batch
 from streams.stage_runner import Emitter, StageRunner
@@ -65,6 +65,7 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
         producer_linger_ms=LINGER_MS,
         producer_max_batch_size=MAX_BATCH_BYTES,
         producer_max_request_size=MAX_REQUEST_BYTES,
+        producer_compression_type=COMPRESSION,
         consumer_auto_offset_reset="earliest",
     )
     metrics = metrics or WorkerMetrics()
