@@ -65,8 +65,10 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL to run against the warehouse views.")],
     warehouse: WarehouseOpt = Path("warehouse"),
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+    config: ConfigOpt = None,
 ) -> None:
-    """Run a read-only SQL query against the warehouse and print the result."""
+    """Run a read-only SQL query against the warehouse (a directory or s3://bucket/prefix)
+    and print the result."""
     import duckdb
 
     from warehouse.query import format_result, run_query

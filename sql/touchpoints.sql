@@ -2,12 +2,13 @@
 -- the resolved person_key / account_key from the identities view for
 -- coalesce(person_id, anonymous_id).
 -- Ids the identity map does not know fall back to person_id/anonymous_id and account_id.
--- Placeholders: {table:<name>} = read_parquet of that table's files; see sql/__init__.py.
+-- Placeholders: {table:<name>} = read_parquet of that table's date partitions; see sql/__init__.py.
 WITH unique_touches AS (
     SELECT *
     FROM {table:touches}
     QUALIFY row_number() OVER (
-        PARTITION BY event_id
+        -- an event's time, so its touch_date, is fixed: the date lets a filter on it prune
+        PARTITION BY touch_date, event_id
         -- the hash only makes the pick deterministic, and sorts faster than 10 columns
         ORDER BY hash(time, anonymous_id, person_id, account_id, channel, source, medium,
             campaign, kind, properties)
