@@ -78,7 +78,7 @@ def sql(
     try:
         columns, rows = run_query(warehouse, query)
     except (duckdb.Error, FileNotFoundError) as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{exc}[/red]", soft_wrap=True)  # unwrapped: commands stay copyable
         raise typer.Exit(1) from None
     sys.stdout.write(format_result(columns, rows, fmt))  # type: ignore[arg-type]
 

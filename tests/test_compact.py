@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,11 @@ from warehouse.views import create_views
 SLICES = 6
 
 
-def landed_in_slices(root: Path) -> None:
+def landed_in_slices(root: Path, spec: TrafficSpec | None = None) -> None:
     """The rows of a generated history, landed as SLICES batches per table (as a sink would:
     the rows of a busy day end up in every batch, so in SLICES files of that day)."""
-    events = generate_events(TrafficSpec(seed=3, b2c_visitors=150, b2b_accounts=4, days=3))
+    events = generate_events(spec or TrafficSpec(seed=3, b2c_visitors=150, b2b_accounts=4,
+                                                 days=3))
     result = attribute_events(((str(i), e) for i, e in enumerate(events)), CONFIG, RULES)
     ensure_layout(root)
     for table, rows in result_rows(result).items():
@@ -47,10 +49,10 @@ def _same(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
-def every_view(root: Path) -> dict[str, list[tuple[Any, ...]]]:
+def every_view(root: Path, names: Sequence[str] | None = None) -> dict[str, list[tuple[Any, ...]]]:
     """Each view's rows, sorted, with landing times left out (they are per file)."""
     answers = {}
-    for view in sql.view_names():
+    for view in names or sql.view_names():
         columns, rows = run_query(root, f'SELECT * FROM "{view}"')
         keep = [i for i, c in enumerate(columns) if c != "landed_at"]
         answers[view] = sorted((tuple(_same(row[i]) for i in keep) for row in rows), key=repr)

@@ -90,6 +90,14 @@ def _local_lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _holders_lease(body: bytes, default: float) -> float:
+    """The lease the holder announced in the lock object (it renews every third of it)."""
+    try:
+        return float(orjson.loads(body)["lease_seconds"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return default
+
+
 class ObjectLease(Lease):
     """The lease object on S3-compatible storage (see the module docstring)."""
 
@@ -113,14 +121,15 @@ class ObjectLease(Lease):
             etag = self.storage.create(LOCK_FILE, self._body())
             if etag is not None:
                 break
-            current = self.storage.etag(LOCK_FILE)
+            current = self.storage.read_with_etag(LOCK_FILE)
             now = time.monotonic()
             if current is None:
                 continue  # released meanwhile: try to create it again at once
-            if seen is None or seen[0] != current:
-                seen = (current, now)  # the holder renewed (or a new holder): wait a lease
-            elif now - seen[1] >= self.lease_seconds:
-                etag = self.storage.replace_if(LOCK_FILE, self._body(), current)
+            body, held = current
+            if seen is None or seen[0] != held:
+                seen = (held, now)  # the holder renewed (or a new holder): wait a lease
+            elif now - seen[1] >= _holders_lease(body, self.lease_seconds):
+                etag = self.storage.replace_if(LOCK_FILE, self._body(), held)
                 if etag is not None:
                     break  # the holder stopped renewing a whole lease ago: taken over
                 seen = None

@@ -13,10 +13,12 @@ readers never see a partial file. The maintenance lock uses conditional PUTs
 
 from __future__ import annotations
 
+import fnmatch
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -99,11 +101,13 @@ def client(opts: S3Options | None = None) -> Any:
 def filesystem(opts: S3Options | None = None) -> fsspec.AbstractFileSystem:
     """An fsspec (s3fs) file system with the same endpoint and credentials as ``client()``,
     for DuckDB (``connection.register_filesystem``), Polars and pyarrow."""
-    import s3fs
-
     opts = opts or _options
     boto = client(opts)
     kwargs: dict[str, Any] = {
+        # No listing cache, no shared instance: files land and go (compaction, erasure)
+        # between and during queries, and every glob must see the bucket as it is now.
+        "use_listings_cache": True, "listings_expiry_time": 2,
+        "skip_instance_cache": True,
         "endpoint_url": boto.meta.endpoint_url,
         "client_kwargs": {"region_name": boto.meta.region_name},
         "config_kwargs": {"s3": {"addressing_style": opts.addressing_style
@@ -113,7 +117,30 @@ def filesystem(opts: S3Options | None = None) -> fsspec.AbstractFileSystem:
     if credentials is not None:
         frozen = credentials.get_frozen_credentials()
         kwargs.update(key=frozen.access_key, secret=frozen.secret_key, token=frozen.token)
-    return s3fs.S3FileSystem(**kwargs)
+    return _listing_s3fs()(**kwargs)
+
+
+@cache
+def _listing_s3fs() -> type[fsspec.AbstractFileSystem]:
+    import s3fs
+
+    class ListingS3FileSystem(s3fs.S3FileSystem):  # type: ignore[misc]
+        """s3fs that answers a glob with one listing of the prefix before the first
+        wildcard: s3fs lists every partition directory on its own, so a glob over a year
+        of days cost hundreds of requests per query."""
+
+        def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+            stripped = self._strip_protocol(path)
+            parts = stripped.split("/")
+            wild = next((i for i, p in enumerate(parts) if any(c in p for c in "*?[")), None)
+            if wild is None or "**" in stripped or kwargs.get("detail") or maxdepth:
+                return super().glob(path, maxdepth=maxdepth, **kwargs)
+            base = "/".join(parts[:wild])
+            return sorted(found for found in self.find(base)
+                          if len(found.split("/")) == len(parts)
+                          and fnmatch.fnmatchcase(found, stripped))
+
+    return ListingS3FileSystem
 
 
 def _code(error: ClientError) -> str:
@@ -185,6 +212,16 @@ class S3Storage(Storage):
         # Server-side: one request, the target appears whole (objects up to 5 GB).
         self.client.copy_object(Bucket=self.bucket, Key=self._key(target),
                                 CopySource={"Bucket": self.bucket, "Key": self._key(source)})
+
+    def read_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        """The content and ETag of ``key`` (one request), None if there is none."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if _missing(error):
+                return None
+            raise
+        return response["Body"].read(), str(response["ETag"])
 
     def etag(self, key: str) -> str | None:
         try:
