@@ -280,3 +280,82 @@ def test_a_writer_killed_mid_upload_leaves_no_partial_object(s3_root: str) -> No
     uploads = s3.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", [])
     assert uploads == []  # single PUTs: nothing half-assembled either
     assert set(TABLES) >= {"rejected"}
+
+
+# --- stock readers and the other commands --------------------------------------------------
+
+
+def test_polars_and_pyarrow_read_the_bucket_as_the_readme_shows(
+        s3_root: str, s3_server: S3Server) -> None:
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    from tests.test_partitions import DAY0, build_credits
+
+    build_credits(s3_root)
+    landed_rows = run_query(s3_root, "SELECT count(*) FROM raw_credits")[1][0][0]
+    credits = pl.scan_parquet(f"{s3_root}/credits/*/*.parquet", hive_partitioning=True,
+                              storage_options={"aws_endpoint_url": s3_server.endpoint,
+                                               "aws_allow_http": "true"})
+    assert credits.collect().height == landed_rows
+    one_day = credits.filter(pl.col("conversion_date") == DAY0.date()).collect()
+    assert set(one_day["conversion_id"]) == {"c1"}
+
+    bucket_and_prefix = s3_root.removeprefix("s3://")
+    dataset = ds.dataset(f"{bucket_and_prefix}/credits", format="parquet",
+                         filesystem=pafs.S3FileSystem(endpoint_override=s3_server.endpoint),
+                         partitioning=ds.partitioning(
+                             pa.schema([("conversion_date", pa.date32())]), flavor="hive"))
+    assert dataset.to_table().num_rows == landed_rows
+    day = dataset.to_table(filter=ds.field("conversion_date") == DAY0.date())
+    assert set(day.column("conversion_id").to_pylist()) == {"c1"}
+
+
+def test_python_duckdb_reads_the_bucket_as_the_readme_shows(
+        s3_root: str, s3_server: S3Server, tmp_path: Path) -> None:
+    import duckdb
+    import s3fs
+
+    from tests.test_partitions import build_credits
+
+    build_credits(s3_root)
+    fs = s3fs.S3FileSystem(endpoint_url=s3_server.endpoint)
+    fs.get(f"{s3_root.removeprefix('s3://')}/warehouse.duckdb", str(tmp_path / "w.duckdb"))
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    try:
+        con.register_filesystem(fs)
+        con.execute(f"SET VARIABLE warehouse_root = '{s3_root}'")
+        rows = con.execute("SELECT channel, conversions FROM channel_performance "
+                           "ORDER BY channel").fetchall()
+    finally:
+        con.close()
+    assert rows == run_query(s3_root, "SELECT channel, conversions FROM channel_performance "
+                                      "ORDER BY channel")[1] == [
+        ("Direct", 1.0), ("Email", 1.0), ("Paid Search", 1.0)]
+
+
+def test_reattribute_datadriven_and_status_work_on_object_storage(
+        events: Path, s3_root: str, tmp_path: Path) -> None:
+    from streams.health import OPS_DIR
+    from streams.status import announced_workers, last_landed
+
+    assert attribution("replay", str(events), "--warehouse", s3_root).returncode == 0
+    done = attribution("datadriven", "--warehouse", s3_root, "--model", "markov")
+    assert done.returncode == 0, done.stderr
+    models = {m for (m,) in run_query(s3_root, "SELECT DISTINCT model FROM credits")[1]}
+    assert "markov_o1" in models
+    config = tmp_path / "new.toml"
+    shipped = (Path(__file__).parent.parent / "attribution" / "defaults.toml").read_text()
+    config.write_text(shipped.replace('lookback = { visit = "7d", click = "7d"',
+                                      'lookback = { visit = "1h", click = "1h"'))
+    done = attribution("reattribute", "--warehouse", s3_root, "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    reasons = {r for (r,) in run_query(s3_root, "SELECT DISTINCT reason FROM credit_history")[1]}
+    assert "reattribution" in reasons
+    root = Path(s3_root)  # as typer hands --warehouse s3://... to `attribution status`
+    newest = last_landed(root)
+    assert newest is not None and abs(time.time() - newest.timestamp()) < 600
+    storage_for(s3_root).write_bytes(f"{OPS_DIR}/gone-1.json", b'{"url": "http://127.0.0.1:9"}')
+    assert announced_workers(root, timeout=0.5) == []  # announced, but not answering
