@@ -359,3 +359,4 @@ def test_reattribute_datadriven_and_status_work_on_object_storage(
     assert newest is not None and abs(time.time() - newest.timestamp()) < 600
     storage_for(s3_root).write_bytes(f"{OPS_DIR}/gone-1.json", b'{"url": "http://127.0.0.1:9"}')
     assert announced_workers(root, timeout=0.5) == []  # announced, but not answering
+

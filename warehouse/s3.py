@@ -14,6 +14,7 @@ readers never see a partial file. The maintenance lock uses conditional PUTs
 from __future__ import annotations
 
 import fnmatch
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +46,9 @@ class S3Options:
 
 _options = S3Options()
 _lock = threading.Lock()
-_clients: dict[S3Options, Any] = {}
+_clients: dict[tuple[Any, ...], Any] = {}
+_ENVIRONMENT = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
+                "AWS_REGION", "AWS_DEFAULT_REGION")
 
 
 def configure(options: S3Options) -> None:
@@ -72,6 +75,17 @@ def configured(new: S3Options) -> Iterator[None]:
             _options = old
 
 
+def _addressing_style(opts: S3Options) -> str:
+    """Path-style (bucket in the path) for any endpoint of our own, from the config or the
+    AWS_ENDPOINT_URL(_S3) variables: virtual-hosted names (bucket.minio:9000) do not resolve
+    on MinIO, Ceph or a test server. Botocore's choice otherwise (AWS)."""
+    if opts.addressing_style:
+        return opts.addressing_style
+    custom = opts.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+        "AWS_ENDPOINT_URL")
+    return "path" if custom else "auto"
+
+
 def _session(opts: S3Options) -> boto3.session.Session:
     return boto3.session.Session(profile_name=opts.profile, region_name=opts.region)
 
@@ -79,13 +93,14 @@ def _session(opts: S3Options) -> boto3.session.Session:
 def client(opts: S3Options | None = None) -> Any:
     """A boto3 S3 client for ``opts`` (default: the configured options); cached, thread-safe."""
     opts = opts or _options
+    # botocore reads these when the client is made: a change makes another client
+    key = (opts, *(os.environ.get(name) for name in _ENVIRONMENT))
     with _lock:
-        cached = _clients.get(opts)
+        cached = _clients.get(key)
         if cached is not None:
             return cached
-    style = opts.addressing_style or ("path" if opts.endpoint_url else "auto")
     config = BotoConfig(
-        s3={"addressing_style": style},
+        s3={"addressing_style": _addressing_style(opts)},
         retries={"mode": "standard", "max_attempts": 5},
         # Checksums only where S3 requires them: several S3-compatible stores reject the
         # newer default trailing checksums.
@@ -94,7 +109,7 @@ def client(opts: S3Options | None = None) -> Any:
     )
     made = _session(opts).client("s3", endpoint_url=opts.endpoint_url, config=config)
     with _lock:
-        _clients[opts] = made
+        _clients[key] = made
     return made
 
 
@@ -110,8 +125,7 @@ def filesystem(opts: S3Options | None = None) -> fsspec.AbstractFileSystem:
         "skip_instance_cache": True,
         "endpoint_url": boto.meta.endpoint_url,
         "client_kwargs": {"region_name": boto.meta.region_name},
-        "config_kwargs": {"s3": {"addressing_style": opts.addressing_style
-                                 or ("path" if opts.endpoint_url else "auto")}},
+        "config_kwargs": {"s3": {"addressing_style": _addressing_style(opts)}},
     }
     credentials = _session(opts).get_credentials()
     if credentials is not None:
