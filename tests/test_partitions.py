@@ -176,3 +176,15 @@ def test_migrate_moves_a_flat_warehouse_into_partitions(tmp_path: Path) -> None:
     again = attribution("migrate", "--warehouse", str(root))
     assert again.returncode == 0 and "split" not in again.stderr
     assert sorted(i.key for i in landed(root, "touches")) == before
+
+
+def test_a_replacing_batch_leaves_nothing_of_its_earlier_version(tmp_path: Path) -> None:
+    days = [DAY0, DAY0 + timedelta(days=1)]
+    land(tmp_path, "touches", [touch("a", days[0]), touch("b", days[1])], name="model")
+    land(tmp_path, "touches", [touch("other", days[1])], name="other")
+    land(tmp_path, "touches", [touch("a2", days[0])], name="model", replace=True)
+    keys = sorted(info.key for info in landed(tmp_path, "touches"))
+    assert keys == [f"touches/touch_date={days[0].date()}/model.parquet",
+                    f"touches/touch_date={days[1].date()}/other.parquet"]
+    assert land(tmp_path, "touches", [], name="model", replace=True) is None
+    assert [info.name for info in landed(tmp_path, "touches")] == ["other.parquet"]

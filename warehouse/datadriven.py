@@ -177,9 +177,8 @@ def _run_policy(
     done(STEPS[2])
 
     target = datadriven_file(root, policy.name, name)
-    landed = land(root, "credits", rows.to_arrow(), name=target.stem)
-    if landed is None:  # nothing to credit now: the old rows must not linger either
-        target.unlink(missing_ok=True)
+    # replace: rows of an earlier run on days (or with nothing) this run has none for go too
+    landed = land(root, "credits", rows.to_arrow(), name=target.stem, replace=True)
     done(STEPS[3])
 
     channels = scored.join(
