@@ -127,6 +127,8 @@ def _raw_mentions(ids: frozenset[str]) -> Mask:
     needles = [orjson.dumps(i).decode() for i in sorted(ids)]  # the id as a JSON string
 
     def mask(table: pa.Table) -> pa.ChunkedArray | pa.Array:
+        if not needles:
+            return pa.array([False] * table.num_rows)
         out = pc.match_substring(table["raw"], needles[0])
         for needle in needles[1:]:
             out = pc.or_(out, pc.match_substring(table["raw"], needle))
@@ -141,20 +143,10 @@ def erase_warehouse(root: Root, ids: frozenset[str], audit: Audit | None = None,
     ErasureBlocked, naming the file, when a file cannot be read (nothing is changed then)."""
     storage = storage_for(root)
     step = on_step or (lambda _name: None)
+    erasure_id = audit.erasure_id if audit is not None else uuid.uuid4().hex
     with maintenance_lock(root) as lease:
         complete_pending(storage, lease, step)
-        if not ids:
-            report = ErasureReport()
-        else:
-            erasure_id = audit.erasure_id if audit is not None else _new_id()
-            report = _erase_all(storage, ids, erasure_id, audit, lease, step)
-        if audit is not None and not ids:
-            _land_audit(storage, _journal_audit(audit, report))
-    return report
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex
+        return _erase_all(storage, ids, erasure_id, audit, lease, step)
 
 
 def _erase_all(storage: Storage, ids: frozenset[str], erasure_id: str, audit: Audit | None,
