@@ -38,7 +38,8 @@ _UNSET = ("(warehouse_root is not set: run SET VARIABLE warehouse_root = "
 
 STORAGE_COMPATIBILITY = "v1.0.0"
 """Oldest DuckDB storage format the views file is written in, so analysts' DuckDB 1.x CLIs
-and drivers can open it too (it holds only views, so nothing newer is needed)."""
+and drivers can open it too (it holds only views, so nothing newer is needed; the views
+use ``getvariable``, so readers need DuckDB 1.1 or newer)."""
 
 _PLACEHOLDER = re.compile(r"\{(table|files|hive):(\w+)\}")
 
