@@ -93,6 +93,7 @@ class Withdrawal(NamedTuple):
     """A visit touch's status after a re-cut (warehouse ``touch_withdrawals`` row)."""
 
     event_id: str
+    time: int  # the touch's time (epoch us)
     revision: int  # grows with each change: the latest row per touch holds
     withdrawn: bool
 
@@ -233,7 +234,7 @@ def _recut(state: DeviceState, group: list[tuple[Any, ...]], config: Config,
         if start and (new or not was_start):
             if not was_start and state.flips.get(event_id, 0) % 2:  # withdrawn before: back
                 state.flips[event_id] += 1
-                out.withdrawals.append(Withdrawal(event_id, state.flips[event_id], False))
+                out.withdrawals.append(Withdrawal(event_id, time, state.flips[event_id], False))
             _add_touch(state, page.touch(), config, out)  # a new session, or one re-sent
         elif was_start and not start:
             _retract(state, event_id, config, out)
@@ -298,11 +299,12 @@ def _add_touch(state: DeviceState, touch: TouchRow, config: Config, out: DeviceO
 
 def _retract(state: DeviceState, event_id: str, config: Config, out: DeviceOutput) -> None:
     """A page that no longer starts a session: its visit touch is withdrawn everywhere."""
-    if state.touches.pop(event_id, None) is None:
+    touch = state.touches.pop(event_id, None)
+    if touch is None:
         return
     state.spans.pop(event_id, None)
     state.flips[event_id] = state.flips.get(event_id, 0) + 1
-    out.withdrawals.append(Withdrawal(event_id, state.flips[event_id], True))
+    out.withdrawals.append(Withdrawal(event_id, touch.time, state.flips[event_id], True))
     for key in touch_journeys(state, config):
         out.journeys[key].retracted.append(event_id)
 

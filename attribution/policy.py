@@ -191,6 +191,7 @@ class Config(_Strict):
     # Sections owned and validated by other stages (dlt-style: each stage its own settings).
     collector: dict[str, Any] = Field(default_factory=dict)
     stream: dict[str, Any] = Field(default_factory=dict)
+    warehouse: dict[str, Any] = Field(default_factory=dict)  # warehouse.settings
 
     @model_validator(mode="before")
     @classmethod
@@ -243,7 +244,8 @@ def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
     """Override top-level sections; `policies`, `channels`, `collector`, `stream` merge per key."""
     merged = dict(base)
     for key, value in override.items():
-        if key in ("policies", "channels", "collector", "stream") and isinstance(value, dict):
+        if key in ("policies", "channels", "collector", "stream", "warehouse") and isinstance(
+                value, dict):
             merged[key] = {**base.get(key, {}), **value}
         else:
             merged[key] = value

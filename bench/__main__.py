@@ -1,6 +1,7 @@
 """Run the benchmarks and record them in BENCHMARKS.md.
 
-    .venv/bin/python -m bench [stream|state|replay|recovery|soak|datadriven|collector|all]
+    .venv/bin/python -m bench [stream|state|replay|recovery|soak|datadriven|collector|
+                               warehouse|all]
                               [--scale small|medium|large] [--minutes M]
 
 `soak` runs `--minutes` (default 10) and joins `all` only when asked for at most
@@ -20,6 +21,7 @@ from functools import partial
 from typing import Any
 
 from bench import recovery, replay, soak, state, stream
+from bench import warehouse as warehouse_bench
 from bench.common import SCALES, Scale, machine, machine_line, say
 from bench.common import write_section as write
 
@@ -68,7 +70,8 @@ def collector(scale: Scale) -> None:
 
 
 RUNNERS = {"stream": stream.run, "state": state.run, "replay": replay.run,
-           "recovery": recovery.run, "datadriven": datadriven, "collector": collector}
+           "recovery": recovery.run, "datadriven": datadriven, "collector": collector,
+           "warehouse": warehouse_bench.run}
 SOAK_IN_ALL_MINUTES = 2.0
 
 

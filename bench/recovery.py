@@ -146,7 +146,7 @@ async def read_changelog(bootstrap: str, app: str, partitions: int) -> Changelog
 
 
 def _first_landed_after(warehouse: Path, since: float) -> float | None:
-    times = [path.stat().st_mtime for path in warehouse.glob("*/*.parquet")
+    times = [path.stat().st_mtime for path in warehouse.glob("*/*/*.parquet")  # day partitions
              if path.name != EMPTY_FILE_NAME and path.stat().st_mtime >= since]
     return min(times) if times else None
 

@@ -128,7 +128,7 @@ async def _raw_consume(bootstrap: str, topic: str, partitions: int) -> tuple[int
 
 def _landed_times(warehouse: Path, table_name: str, column: str) -> dict[str, float]:
     first: dict[str, float] = {}
-    for path in (warehouse / table_name).glob("*.parquet"):
+    for path in (warehouse / table_name).glob("*/*.parquet"):  # <table>/<column>=<day>/
         landed = path.stat().st_mtime
         for value in pq.read_table(path, columns=[column]).column(column).to_pylist():
             if value is not None and landed < first.get(value, float("inf")):

@@ -52,7 +52,8 @@ def spend_import(
     Exit code 0: every row landed; 1: some rows were rejected; 2: the file is unreadable.
     """
     from warehouse.spend import SpendFileError, land_spend, read_spend_file
-    from warehouse.views import create_views, warehouse_path
+    from warehouse.storage import display
+    from warehouse.views import ensure_views
 
     if not file.is_file():
         raise typer.BadParameter(f"no such file: {file}")
@@ -73,10 +74,9 @@ def spend_import(
         _say(f"sent {len(parsed.rows)} spend rows ({len(parsed.bad)} rejected) to {topic}")
     else:
         land_spend(warehouse, parsed)
-        if not warehouse_path(warehouse).exists():
-            create_views(warehouse)
+        ensure_views(warehouse)
         _say(f"landed {len(parsed.rows)} spend rows ({len(parsed.bad)} rejected) in "
-                  f"{warehouse}")
+             f"{display(warehouse)}")
     if parsed.bad:
         raise typer.Exit(1)
 
@@ -109,6 +109,7 @@ def report(
     warehouse: WarehouseOpt = Path("warehouse"),
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path(
         "report.html"),
+    config: ConfigOpt = None,  # its [warehouse] section is applied by the option itself
 ) -> None:
     """Write a self-contained HTML report (plots inline; opens without a network)."""
     from warehouse.report import write_report
@@ -121,7 +122,10 @@ def report(
     _say(f"wrote {path}")
 
 
-def kpis(warehouse: WarehouseOpt = Path("warehouse")) -> None:
+def kpis(
+    warehouse: WarehouseOpt = Path("warehouse"),
+    config: ConfigOpt = None,  # its [warehouse] section is applied by the option itself
+) -> None:
     """Print the headline KPIs of the warehouse."""
     try:
         print_headline_kpis(warehouse)

@@ -67,8 +67,10 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL to run against the warehouse views.")],
     warehouse: WarehouseOpt = Path("warehouse"),
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+    config: ConfigOpt = None,
 ) -> None:
-    """Run a read-only SQL query against the warehouse and print the result."""
+    """Run a read-only SQL query against the warehouse (a directory or s3://bucket/prefix)
+    and print the result."""
     import duckdb
 
     from warehouse.query import format_result, run_query
@@ -78,7 +80,7 @@ def sql(
     try:
         columns, rows = run_query(warehouse, query)
     except (duckdb.Error, FileNotFoundError) as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{exc}[/red]", soft_wrap=True)  # unwrapped: commands stay copyable
         raise typer.Exit(1) from None
     sys.stdout.write(format_result(columns, rows, fmt))  # type: ignore[arg-type]
 

@@ -34,7 +34,10 @@ def erase(
     from streams.erase import erase_marker, send_erase_marker
     from streams.settings import stream_settings
     from streams.worker import wait_until_landed
-    from warehouse.erase import Subject, erase_warehouse, record_erasure, subject_ids
+    from warehouse.erase import Audit, ErasureBlocked, Subject, erase_warehouse, subject_ids
+    from warehouse.layout import exists
+    from warehouse.lock import LockLost
+    from warehouse.storage import display
     from warehouse.views import create_views
 
     given = [(Subject.USER_ID, user_id), (Subject.ANONYMOUS_ID, anonymous_id),
@@ -44,8 +47,8 @@ def erase(
         raise typer.BadParameter("give exactly one of --user-id, --anonymous-id, --account-id")
     subject, value = chosen[0]
     assert value is not None
-    if not warehouse.is_dir():
-        raise typer.BadParameter(f"no warehouse at {warehouse}")
+    if not exists(warehouse):
+        raise typer.BadParameter(f"no warehouse at {display(warehouse)}")
     erasure_id = uuid.uuid4().hex
     bootstrap = broker_from_env(broker)
     if bootstrap is not None:
@@ -63,8 +66,12 @@ def erase(
     else:
         err.print("[yellow]no broker given: erasing the warehouse only; live stream state "
                   "keeps the data until the next erase with --broker[/yellow]")
-    report = erase_warehouse(warehouse, ids)
-    record_erasure(warehouse, erasure_id, subject, ids, report, stream_state=bootstrap is not None)
+    audit = Audit(erasure_id, subject, len(ids), stream_state=bootstrap is not None)
+    try:
+        report = erase_warehouse(warehouse, ids, audit)
+    except (ErasureBlocked, LockLost) as exc:
+        err.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
     create_views(warehouse)
     print(json.dumps({"erasure_id": erasure_id, "subject": str(subject), "ids_erased": len(ids),
                       "rows_removed": report.rows_removed,

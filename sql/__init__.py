@@ -3,8 +3,12 @@
 Each file holds only the view's SELECT (no ``CREATE VIEW``, no trailing ``;``) with these
 placeholders, expanded by ``warehouse.views.render_view_sql``:
 
-- ``{table:NAME}`` -> ``read_parquet('<abs root>/NAME/*.parquet', union_by_name = true)``
-- ``{files:NAME}`` -> ``'<abs root>/NAME/*.parquet'``, for read_parquet calls needing more options
+- ``{table:NAME}`` -> ``read_parquet(<files>, <hive options>)``: the table's rows plus its
+  date partition column (``warehouse.layout.PARTITIONS``)
+- ``{files:NAME}`` -> the glob of the table's files under the reader's ``warehouse_root``
+  variable (no path is stored in a view: see ``warehouse.views``), for read_parquet calls
+  that need more options
+- ``{hive:NAME}`` -> the read_parquet options that read the date partition column
 
 A view may select from another view; ``create_views`` resolves the creation order.
 """

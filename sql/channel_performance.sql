@@ -5,7 +5,7 @@
 --   touches        = distinct credited touches
 -- Rows of the participation model (every touch gets 100%) are included but are NOT
 -- additive: their conversions count how many conversions a channel took part in.
--- Placeholders: {table:<name>} = read_parquet of that table's files; see sql/__init__.py.
+-- Placeholders: {table:<name>} = read_parquet of that table's date partitions; see sql/__init__.py.
 SELECT
     policy,
     model,

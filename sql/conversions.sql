@@ -2,7 +2,7 @@
 -- purchase sent by pixel and server lands twice under one conversion_id). The journey_key
 -- (and policy) are those of the conversion's current credits: the stream re-routes a
 -- conversion when identities merge, and only the latest credit version says where it ended.
--- Placeholders: {table:<name>} = read_parquet of that table's files; see sql/__init__.py.
+-- Placeholders: {table:<name>} = read_parquet of that table's date partitions; see sql/__init__.py.
 WITH unique_conversions AS (
     SELECT *
     FROM {table:conversions}

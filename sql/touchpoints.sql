@@ -4,11 +4,12 @@
 -- device's sessions (a late page started the session earlier; touch_withdrawals, latest
 -- revision) is left out.
 -- Ids the identity map does not know fall back to person_id/anonymous_id and account_id.
--- Placeholders: {table:<name>} = read_parquet of that table's files; see sql/__init__.py.
+-- Placeholders: {table:<name>} = read_parquet of that table's date partitions; see sql/__init__.py.
 WITH withdrawn AS (
     SELECT event_id
     FROM {table:touch_withdrawals}
-    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY revision DESC) = 1
+    QUALIFY row_number() OVER (
+        PARTITION BY touch_date, event_id ORDER BY revision DESC) = 1
         AND withdrawn
 ),
 unique_touches AS (
@@ -16,7 +17,8 @@ unique_touches AS (
     FROM {table:touches}
     WHERE event_id NOT IN (SELECT event_id FROM withdrawn)
     QUALIFY row_number() OVER (
-        PARTITION BY event_id
+        -- an event's time, so its touch_date, is fixed: the date lets a filter on it prune
+        PARTITION BY touch_date, event_id
         -- the hash only makes the pick deterministic, and sorts faster than 10 columns
         ORDER BY hash(time, anonymous_id, person_id, account_id, channel, source, medium,
             campaign, kind, properties)

@@ -22,6 +22,7 @@ from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.metrics import WorkerMetrics
+from warehouse.storage import storage_for
 
 log = logging.getLogger("attribution.ops")
 OPS_DIR = "_ops"
@@ -44,8 +45,10 @@ def readiness(app: faust.App) -> tuple[bool, str]:
     return True, "ready"
 
 
-def announce_file(warehouse: Path) -> Path:
-    return warehouse / OPS_DIR / f"{socket.gethostname()}-{os.getpid()}.json"
+def announce_key() -> str:
+    """Where this worker announces its endpoint, relative to the warehouse root (a local
+    directory or object storage: see warehouse.storage)."""
+    return f"{OPS_DIR}/{socket.gethostname()}-{os.getpid()}.json"
 
 
 class OpsServer(Service):
@@ -100,14 +103,12 @@ class OpsServer(Service):
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
         log.info("ops endpoint on %s (/metrics /healthz /readyz)", self.url)
         if self.warehouse is not None:
-            path = announce_file(self.warehouse)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(orjson.dumps({"url": self.url, "pid": os.getpid(),
-                                           "host": socket.gethostname()}))
+            storage_for(self.warehouse).write_bytes(announce_key(), orjson.dumps(
+                {"url": self.url, "pid": os.getpid(), "host": socket.gethostname()}))
 
     async def on_stop(self) -> None:
         if self.warehouse is not None:
-            announce_file(self.warehouse).unlink(missing_ok=True)
+            storage_for(self.warehouse).delete(announce_key())
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -141,7 +141,7 @@ CREDIT_COLUMNS = _fields(CreditRow)
 CONVERSION_COLUMNS = (*_fields(JourneyConversion), "journey_key")
 LINK_COLUMNS = ("event_id", "time", "kind", "from_id", "to_id")
 IDENTITY_MAP_COLUMNS = ("id", "person_key", "account_key", "as_of")
-WITHDRAWAL_COLUMNS = ("event_id", "revision", "withdrawn")
+WITHDRAWAL_COLUMNS = ("event_id", "time", "revision", "withdrawn")
 
 
 def link_columns(links: Sequence[Link]) -> Columns:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ from streams.broker import log_end_offsets
 from streams.health import OPS_DIR
 from streams.settings import StreamSettings
 from streams.topics import is_changelog, topic_names
-from warehouse.layout import TABLES, landed_files
+from warehouse.layout import newest_landed
+from warehouse.storage import storage_for
 
 
 @dataclass(frozen=True)
@@ -160,16 +161,16 @@ async def _members(admin: AIOKafkaAdminClient, group: str) -> list[str]:
 
 def last_landed(warehouse: Path) -> datetime | None:
     """Modification time of the newest landed Parquet file (not temp or schema files)."""
-    times = [p.stat().st_mtime for table in TABLES for p in landed_files(warehouse, table)]
-    return datetime.fromtimestamp(max(times), UTC) if times else None
+    return newest_landed(warehouse)
 
 
 def announced_workers(warehouse: Path, timeout: float = 2.0) -> list[str]:
     """Endpoints workers announced in the warehouse that answer /healthz now."""
     alive = []
-    for path in sorted((warehouse / OPS_DIR).glob("*.json")):
+    storage = storage_for(warehouse)  # a directory or object storage
+    for info in storage.list_files(f"{OPS_DIR}/"):
         try:
-            url = str(orjson.loads(path.read_bytes())["url"])
+            url = str(orjson.loads(storage.read_bytes(info.key))["url"])
             with urllib.request.urlopen(f"{url}/healthz", timeout=timeout) as resp:
                 if resp.status == 200:
                     alive.append(url)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import duckdb
 import pytest
 from typer.main import get_command
 
 from cli.main import app
-from warehouse.views import create_views, warehouse_path
+from warehouse.query import connect_readonly
+from warehouse.views import create_views
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -37,7 +37,7 @@ def _documentation(view: str) -> str:
 def view_columns(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     root = tmp_path_factory.mktemp("warehouse")
     create_views(root)
-    connection = duckdb.connect(str(warehouse_path(root)), read_only=True)
+    connection = connect_readonly(root)  # the views read the warehouse_root it sets
     try:
         return {view: [row[0] for row in connection.execute(f'DESCRIBE "{view}"').fetchall()]
                 for view in VIEWS}

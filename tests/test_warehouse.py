@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 import sql
 from schemas.records import Credit, IdentityLink, InteractionKind, LinkKind, Touch
 from warehouse.landing import land
-from warehouse.layout import EMPTY_FILE_NAME, TABLES, ensure_layout
+from warehouse.layout import TABLES, empty_file_key, ensure_layout, landed
 from warehouse.query import connect_readonly, format_result, run_query
 from warehouse.views import create_views, render_view_sql
 
@@ -119,7 +120,8 @@ def test_every_view_is_shipped_and_every_table_has_a_raw_view() -> None:
 
 def test_empty_layout_views_answer_with_no_rows(root: Path) -> None:
     for table in TABLES:
-        assert (root / table / EMPTY_FILE_NAME).exists()
+        assert (root / empty_file_key(table)).exists()
+        assert landed(root, table) == []
     for view in sql.view_names():
         assert query(root, f"SELECT count(*) FROM {view}") == [(0,)]
     columns, _ = run_query(root, "SELECT * FROM touchpoints")
@@ -128,21 +130,32 @@ def test_empty_layout_views_answer_with_no_rows(root: Path) -> None:
 
 def test_ensure_layout_rewrites_a_stale_schema_file(tmp_path: Path) -> None:
     stale = pa.schema([pa.field("event_id", pa.string())])
-    (tmp_path / "touches").mkdir()
-    pq.write_table(stale.empty_table(), tmp_path / "touches" / EMPTY_FILE_NAME)
+    schema_file = tmp_path / empty_file_key("touches")
+    schema_file.parent.mkdir(parents=True)
+    pq.write_table(stale.empty_table(), schema_file)
     ensure_layout(tmp_path)
-    assert pq.read_schema(tmp_path / "touches" / EMPTY_FILE_NAME).equals(TABLES["touches"])
+    assert pq.read_schema(schema_file).equals(TABLES["touches"])
 
 
-def test_placeholders_expand_to_absolute_quoted_globs(tmp_path: Path) -> None:
-    odd = tmp_path / "it's here"
-    rendered = render_view_sql("SELECT * FROM {table:touches} -- {table:<name>}\n;", odd)
-    glob = f"{odd.resolve()}/touches/*.parquet".replace("'", "''")
+def test_placeholders_expand_to_globs_under_the_readers_warehouse_root() -> None:
+    rendered = render_view_sql("SELECT * FROM {table:touches} -- {table:<name>}\n;")
     assert rendered == (
-        f"SELECT * FROM read_parquet('{glob}', union_by_name = true) -- {{table:<name>}}"
+        "SELECT * FROM read_parquet(coalesce(getvariable('warehouse_root'), "
+        "'(warehouse_root is not set: run SET VARIABLE warehouse_root = ''<the warehouse "
+        "directory or s3:// URL>'' first)') || '/touches/*/*.parquet', hive_partitioning = "
+        "true, hive_types = {'touch_date': DATE}) -- {table:<name>}"
     )
     with pytest.raises(ValueError, match="nope"):
-        render_view_sql("SELECT * FROM {files:nope}", tmp_path)
+        render_view_sql("SELECT * FROM {files:nope}")
+
+
+def test_no_view_names_a_path(root: Path) -> None:
+    connection = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+    try:
+        bodies = connection.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchall()
+    finally:
+        connection.close()
+    assert bodies and not [body for (body,) in bodies if str(root.parent) in body]
 
 
 # --- landing and views with known answers ----------------------------------------------------
@@ -320,24 +333,25 @@ def test_relanding_the_same_batch_name_does_not_duplicate(root: Path) -> None:
     batch = [touch("t1", 0, "Email", anonymous_id="a1")]
     first = land(root, "touches", batch, name="touches-0-100")
     second = land(root, "touches", batch, name="touches-0-100")
-    assert first == second == root / "touches" / "touches-0-100.parquet"
+    expected = root.resolve() / "touches" / f"touch_date={T0.date()}" / "touches-0-100.parquet"
+    assert first == second == expected
     assert query(root, "SELECT count(*) FROM raw_touches") == [(1,)]
-    assert sorted(p.name for p in (root / "touches").iterdir()) == [
-        EMPTY_FILE_NAME,
-        "touches-0-100.parquet",
+    assert [info.key for info in landed(root, "touches")] == [
+        f"touches/touch_date={T0.date()}/touches-0-100.parquet"
     ]
 
 
 def test_zero_rows_land_nothing(root: Path) -> None:
     assert land(root, "touches", [], name="nothing") is None
     assert land(root, "credits", TABLES["credits"].empty_table(), name="nothing") is None
-    assert [p.name for p in (root / "touches").iterdir()] == [EMPTY_FILE_NAME]
+    assert landed(root, "touches") == [] and landed(root, "credits") == []
 
 
 def test_leftover_temp_files_are_invisible(root: Path) -> None:
     land(root, "touches", [touch("t1", 0, "Email", anonymous_id="a1")], name="ok")
-    (root / "touches" / "x.parquet.tmp").write_bytes(b"garbage, a writer crashed here")
-    (root / "touches" / ".ok.0123.parquet.tmp").write_bytes(b"PAR1 half a file")
+    day = root / "touches" / f"touch_date={T0.date()}"
+    (day / "x.parquet.tmp").write_bytes(b"garbage, a writer crashed here")
+    (day / ".ok.parquet.0123.tmp").write_bytes(b"PAR1 half a file")
     assert query(root, "SELECT count(*) FROM touchpoints") == [(1,)]
     assert query(root, "SELECT count(*) FROM raw_touches") == [(1,)]
 
@@ -361,13 +375,14 @@ def test_rebuilding_views_leaves_open_readers_undisturbed(root: Path) -> None:
 def test_rebuilding_views_while_another_process_reads(root: Path) -> None:
     reader_code = (
         "import sys, duckdb\n"
-        "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+        "con = duckdb.connect(sys.argv[1] + '/warehouse.duckdb', read_only=True)\n"
+        "con.execute('SET VARIABLE warehouse_root = ?', [sys.argv[1]])\n"
         "print(con.execute('SELECT count(*) FROM touchpoints').fetchone()[0], flush=True)\n"
         "sys.stdin.readline()\n"
         "print(con.execute('SELECT count(*) FROM touchpoints').fetchone()[0], flush=True)\n"
     )
     reader = subprocess.Popen(
-        [sys.executable, "-c", reader_code, str(root / "warehouse.duckdb")],
+        [sys.executable, "-c", reader_code, str(root)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -409,7 +424,7 @@ def test_bad_columns_raise_a_clear_value_error(root: Path) -> None:
     for bad_name in ("../escape", ".hidden", "x.parquet", "00000000-empty", ""):
         with pytest.raises(ValueError, match="invalid batch name"):
             land(root, "touches", [good], name=bad_name)
-    assert [p.name for p in (root / "touches").iterdir()] == [EMPTY_FILE_NAME]
+    assert landed(root, "touches") == []
 
 
 def test_arrow_tables_are_cast_and_naive_timestamps_refused(root: Path) -> None:
@@ -461,9 +476,20 @@ def test_query_formats(credited: Path) -> None:
         format_result(columns, rows, "xml")  # type: ignore[arg-type]
 
 
-def test_connect_readonly_needs_the_views_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="create_views"):
-        connect_readonly(tmp_path)
+def test_a_missing_warehouse_names_the_command_that_makes_one(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError) as raised:
+        connect_readonly(missing)
+    message = str(raised.value)
+    assert f"attribution replay EVENTS.jsonl --warehouse {missing}" in message
+    assert f"attribution worker --warehouse {missing}" in message
+    assert "(" not in message.split(":", 1)[1]  # a command to run, no Python call
+    with pytest.raises(FileNotFoundError, match=f"`attribution migrate --warehouse {tmp_path}`"):
+        connect_readonly(tmp_path)  # a directory without the views file
+    done = subprocess.run([sys.executable, "-m", "cli.main", "sql", "--warehouse", str(missing),
+                           "SELECT 1"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert "attribution replay" in done.stderr and "create_views" not in done.stderr
 
 
 cells = st.one_of(st.none(), st.integers(), st.floats(allow_nan=False), st.text())

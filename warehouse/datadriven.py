@@ -87,9 +87,6 @@ def datadriven_file(root: Path, policy: str, model: str) -> Path:
     return table_dir(root, "credits") / f"{_batch_name(policy, model)}.parquet"
 
 
-def fit_file(root: Path, policy: str, model: str) -> Path:
-    return table_dir(root, "datadriven_fit") / f"{_batch_name(policy, model)}.parquet"
-
 
 def _batch_name(policy: str, model: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9._=-]", "_", policy)
@@ -191,13 +188,12 @@ def _run_policy(
     done(STEPS[2])
 
     target = datadriven_file(root, policy.name, name)
-    landed = land(root, "credits", rows.to_arrow(), name=target.stem)
-    if landed is None:  # nothing to credit now: the old rows must not linger either
-        target.unlink(missing_ok=True)
+    # replace: rows of an earlier run on days (or with nothing) this run has none for go too
+    landed = land(root, "credits", rows.to_arrow(), name=target.stem, replace=True)
     fit = allocation.channels.with_columns(pl.lit(policy.name).alias("policy"),
                                            pl.lit(name).alias("model"))
-    if land(root, "datadriven_fit", fit.select(FIT_COLUMNS).to_arrow(), name=target.stem) is None:
-        fit_file(root, policy.name, name).unlink(missing_ok=True)
+    land(root, "datadriven_fit", fit.select(FIT_COLUMNS).to_arrow(), name=target.stem,
+         replace=True)
     done(STEPS[3])
 
     return PolicyResult(

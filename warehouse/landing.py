@@ -1,34 +1,48 @@
 """Land batches of rows as immutable Parquet files (the only way anything writes the warehouse).
 
-Writers (batch replay, stream sink) call ``land()`` and never open the DuckDB file, so any
-number of them can run beside analysts. Delivery is at-least-once: the caller picks a
-deterministic batch ``name`` (e.g. ``<topic>-<partition>-<first offset>``) so a retried batch
-overwrites its own file; anything that still lands twice is removed by the views' dedupe.
+Writers (batch replay, stream sink, spend import, re-attribution) call ``land()`` and never
+open the DuckDB file, so any number of them, on any number of hosts, can run beside
+analysts. ``land()`` splits a batch by the table's date column (``warehouse.layout.PARTITIONS``)
+and writes one file per day, ``<table>/<column>=<day>/<name>.parquet``, each atomically (local:
+temp file and rename; object storage: one PUT).
+
+Delivery is at-least-once: the caller picks a deterministic batch ``name`` (the stream: a hash
+of the batch's content; replay: a hash of its inputs plus the chunk index), so a retried
+batch overwrites its own files with the same rows instead of adding copies. On object
+storage, where there is no rename, that makes every file name content-addressed: a name is
+only ever written with the same rows. Anything that still lands twice is removed by the
+views' dedupe.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse.layout import (
     AUTO_COLUMNS,
     EMPTY_FILE_NAME,
+    PARTITIONS,
     TIMESTAMP,
     ensure_layout,
-    ensure_table,
+    file_key,
+    landed,
+    partition_of,
     schema_of,
-    write_parquet_atomic,
 )
+from warehouse.storage import Root, Storage, storage_for
 
-__all__ = ["Rows", "ensure_layout", "land"]  # ensure_layout re-exported for writers
+# ensure_layout is re-exported for writers
+__all__ = ["LandedBatch", "Rows", "ensure_layout", "land", "land_batch"]
 
 _BATCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]{0,199}")
 _RESERVED_NAME = EMPTY_FILE_NAME.removesuffix(".parquet")
@@ -36,25 +50,77 @@ _RESERVED_NAME = EMPTY_FILE_NAME.removesuffix(".parquet")
 Rows: TypeAlias = Sequence[Mapping[str, Any]] | pa.Table
 
 
-def land(root: Path, table: str, rows: Rows, *, name: str) -> Path | None:
-    """Write ``rows`` atomically to ``root/table/<name>.parquet``; None (no file) for zero rows.
+@dataclass(frozen=True)
+class LandedBatch:
+    table: str
+    name: str
+    files: tuple[str, ...]  # one per day: absolute path or s3:// URL
+    rows: int
+
+
+def land(root: Root, table: str, rows: Rows, *, name: str, replace: bool = False) -> Path | None:
+    """Write ``rows`` atomically, one file per day: ``root/table/<column>=<day>/<name>.parquet``.
+    Returns the file of the batch's last day (its only file in the common case; see
+    ``land_batch`` for all of them), None (no file) for zero rows. On object storage the
+    Path holds the URL as ``Path`` keeps it (``s3:/bucket/key``).
+
+    See ``land_batch`` for ``rows`` and ``replace``.
+    """
+    batch = land_batch(root, table, rows, name=name, replace=replace)
+    return Path(batch.files[-1]) if batch is not None else None
+
+
+def land_batch(root: Root, table: str, rows: Rows, *, name: str,
+               replace: bool = False) -> LandedBatch | None:
+    """Write ``rows`` atomically, one file per day: ``root/table/<column>=<day>/<name>.parquet``.
+    None (no file) for zero rows.
 
     ``rows`` is a ``pa.Table`` (fast path) or dicts as produced by ``model_dump()`` of
     ``schemas.records`` models. Columns must match ``TABLES[table]`` exactly, except that
     ``landed_at`` is filled with the current time when left out.
+
+    ``replace=True`` makes the batch replace every earlier batch of the same name, also on
+    days this one has no rows for (a model's credits recomputed in full, for example); it
+    lists the table, so the stream's frequent small batches do not use it.
     """
     schema = schema_of(table)
     _check_batch_name(name)
     if isinstance(rows, pa.Table):
         arrow = _conform_table(rows, table, schema)
     else:
-        if len(rows) == 0:
-            return None
-        arrow = _table_from_dicts(rows, table, schema)
-    if arrow.num_rows == 0:
+        arrow = _table_from_dicts(rows, table, schema) if len(rows) else schema.empty_table()
+    storage = storage_for(root)
+    files = []
+    days = set()
+    for day, part in split_by_day(arrow, table):
+        key = file_key(table, day, name)
+        storage.write_parquet(key, part)
+        files.append(storage.file_url(key))
+        days.add(day)
+    if replace:
+        _remove_other_days(storage, table, name, days)
+    if not files:
         return None
-    directory = ensure_table(root, table)
-    return write_parquet_atomic(arrow, directory / f"{name}.parquet")
+    return LandedBatch(table, name, tuple(files), arrow.num_rows)
+
+
+def split_by_day(arrow: pa.Table, table: str) -> list[tuple[date, pa.Table]]:
+    """The rows of each UTC day of the table's partition column, in their original order."""
+    if arrow.num_rows == 0:
+        return []
+    column = arrow.column(PARTITIONS[table].source)
+    days = column if pa.types.is_date(column.type) else pc.cast(column, pa.date32())
+    distinct = pc.unique(days).to_pylist()
+    if len(distinct) == 1:
+        return [(distinct[0], arrow)]
+    return [(day, arrow.filter(pc.equal(days, pa.scalar(day, pa.date32()))))
+            for day in sorted(distinct)]
+
+
+def _remove_other_days(storage: Storage, table: str, name: str, days: set[date]) -> None:
+    for info in landed(storage, table):
+        if info.name == f"{name}.parquet" and partition_of(info.key) not in days:
+            storage.delete(info.key)
 
 
 def _check_batch_name(name: str) -> None:

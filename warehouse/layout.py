@@ -1,31 +1,35 @@
-"""On-disk layout of the warehouse: one directory of immutable Parquet files per table.
+"""Layout of the warehouse: per table, immutable Parquet files partitioned hive-style by date.
 
-    ROOT/
-      warehouse.duckdb            views only (see warehouse.views); never opened by writers
-      touches/00000000-empty.parquet   schema-only file, so views bind before any data lands
-      touches/<batch name>.parquet     landed batches (see warehouse.landing)
-      ...
+    ROOT/                          a directory, or s3://bucket/prefix
+      warehouse.duckdb             views only (see warehouse.views); never opened by writers
+      credits/conversion_date=1970-01-01/00000000-empty.parquet
+                                   schema-only file, so views bind before any data lands
+      credits/conversion_date=2026-11-29/<batch name>.parquet
+                                   a landed batch's rows of that day (warehouse.landing)
+      touches/touch_date=2026-11-29/...
+                                   every table likewise, by its own date column (PARTITIONS)
 
-Readers glob ``*.parquet``; files being written carry the suffix ``.parquet.tmp`` and a
-leading dot, so a crash mid-write never leaves a partial file that readers can see.
+The partition value is the UTC date of the table's date column, so Spark, Trino, DuckDB,
+Polars and pyarrow all read the directory names as a ``DATE`` column and skip the days a
+filter on it excludes. Readers glob ``<table>/*/*.parquet``; a local file being written is a
+hidden ``.<name>.<random>.tmp`` sibling, renamed into place once complete, and an object is
+written with one PUT, so readers never see a partial file.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from warehouse.storage import FileInfo, LocalStorage, Root, Storage, storage_for
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 EMPTY_FILE_NAME = "00000000-empty.parquet"
-"""Schema-only file in every table directory; matches the readers' ``*.parquet`` glob."""
-
-TEMP_SUFFIX = ".parquet.tmp"
+"""Schema-only file of every table (in the EMPTY_PARTITION); matches the readers' glob."""
 
 AUTO_COLUMNS = frozenset({"landed_at"})
 """Columns that ``land()`` fills with the landing time when the caller leaves them out."""
@@ -150,6 +154,7 @@ TABLES: dict[str, pa.Schema] = {
     "touch_withdrawals": pa.schema(  # visit touches a later re-cut of sessions withdrew
         [
             _str("event_id"),
+            _field("time", TIMESTAMP),  # the touch's time (so its touch_date)
             _field("revision", pa.int64()),  # the latest row per touch holds
             _field("withdrawn", pa.bool_()),  # false: a session start again
         ]
@@ -177,67 +182,152 @@ def schema_of(table: str) -> pa.Schema:
         raise ValueError(f"unknown warehouse table {table!r} (known: {known})") from None
 
 
+@dataclass(frozen=True)
+class Partitioning:
+    column: str  # the hive partition column readers see, e.g. conversion_date
+    source: str  # the table's column it is the UTC date of, e.g. conversion_time
+
+
+PARTITIONS: dict[str, Partitioning] = {
+    "touches": Partitioning("touch_date", "time"),
+    "conversions": Partitioning("conversion_date", "time"),
+    "credits": Partitioning("conversion_date", "conversion_time"),
+    "identity_links": Partitioning("link_date", "time"),
+    "identity_map": Partitioning("as_of_date", "as_of"),
+    "spend": Partitioning("spend_date", "date"),
+    "rejected": Partitioning("landed_date", "landed_at"),
+    "touch_withdrawals": Partitioning("touch_date", "time"),
+    "datadriven_fit": Partitioning("landed_date", "landed_at"),
+    "erasures": Partitioning("requested_date", "requested_at"),
+}
+
+EMPTY_PARTITION = date(1970, 1, 1)
+"""The partition holding each table's schema-only file (no rows, so no filter ever needs it)."""
+
+
 def table_dir(root: Path, table: str) -> Path:
+    """The directory of ``table`` in a local warehouse (its day partitions are inside)."""
     schema_of(table)
     return root / table
 
 
-def table_glob(root: Path, table: str) -> str:
-    """The absolute glob readers use for ``table``."""
-    return str(table_dir(root.resolve(), table) / "*.parquet")
+def partitioning(table: str) -> Partitioning:
+    schema_of(table)
+    return PARTITIONS[table]
 
 
-def temp_path_for(final: Path) -> Path:
-    """A unique hidden sibling of ``final`` that the readers' ``*.parquet`` glob never matches."""
-    return final.with_name(f".{final.stem}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
+def partition_key(table: str, day: date) -> str:
+    """``<table>/<column>=<YYYY-MM-DD>``: the directory (key prefix) of one day's files."""
+    return f"{table}/{partitioning(table).column}={day.isoformat()}"
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make a rename inside ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
+def file_key(table: str, day: date, name: str) -> str:
+    return f"{partition_key(table, day)}/{name}.parquet"
+
+
+def empty_file_key(table: str) -> str:
+    return f"{partition_key(table, EMPTY_PARTITION)}/{EMPTY_FILE_NAME}"
+
+
+def partition_of(key: str) -> date | None:
+    """The date of the partition ``key`` lies in (``<table>/<column>=<date>/<file>``)."""
+    parts = key.split("/")
+    if len(parts) != 3 or "=" not in parts[1]:
+        return None
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return date.fromisoformat(parts[1].split("=", 1)[1])
+    except ValueError:
+        return None
 
 
-def write_parquet_atomic(table: Any, final: Path) -> Path:
-    """Write ``table`` (a ``pa.Table``) to ``final``: temp file, fsync, rename, fsync dir."""
-    temp = temp_path_for(final)
-    try:
-        with open(temp, "wb") as sink:
-            pq.write_table(table, sink, compression="zstd")
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_dir(final.parent)
-    return final
+def is_landed(table: str, info: FileInfo) -> bool:
+    """A file readers see: ``<table>/<column>=<date>/<name>.parquet``, not hidden, not the
+    schema-only file."""
+    parts = info.key.split("/")
+    return (len(parts) == 3 and parts[0] == table
+            and parts[1].startswith(partitioning(table).column + "=")
+            and parts[2].endswith(".parquet") and not parts[2].startswith(".")
+            and parts[2] != EMPTY_FILE_NAME and partition_of(info.key) is not None)
+
+
+def landed(root: Root | Storage, table: str) -> list[FileInfo]:
+    """Every landed file of ``table`` (local or object storage), sorted by key."""
+    storage = root if isinstance(root, Storage) else storage_for(root)
+    return [info for info in storage.list_files(f"{table}/") if is_landed(table, info)]
 
 
 def landed_files(root: Path, table: str) -> list[Path]:
-    """The files readers see (``*.parquet``, no hidden temp files), schema file excluded."""
-    directory = table_dir(root, table)
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.glob("*.parquet")
-                  if p.name != EMPTY_FILE_NAME and not p.name.startswith("."))
+    """The landed files of a local warehouse's ``table`` as paths (see ``landed``)."""
+    storage = storage_for(root)
+    if not isinstance(storage, LocalStorage):
+        raise ValueError(f"landed_files needs a local warehouse, not {storage.url}; "
+                         "use warehouse.layout.landed()")
+    return [storage.path(info.key) for info in landed(storage, table)]
 
 
-def ensure_table(root: Path, table: str) -> Path:
-    """Create ``root/table/`` with its schema-only file; rewrite that file if the schema changed."""
+def newest_landed(root: Root) -> datetime | None:
+    """When the newest landed file of any table was written (local or object storage)."""
+    storage = storage_for(root)
+    times = [info.mtime for table in TABLES for info in landed(storage, table)]
+    return datetime.fromtimestamp(max(times), UTC) if times else None
+
+
+def exists(root: Root) -> bool:
+    """Whether there is a warehouse at ``root`` (a directory, or objects under the prefix)."""
+    storage = storage_for(root)
+    if isinstance(storage, LocalStorage):
+        return storage.root.is_dir()
+    return bool(storage.list_files(f"{next(iter(TABLES))}/"))
+
+
+def has_flat_files(root: Root | Storage) -> bool:
+    """Files of the layout before date partitions (``<table>/<name>.parquet``) are present:
+    ``attribution migrate`` moves them into partitions."""
+    storage = root if isinstance(root, Storage) else storage_for(root)
+    if isinstance(storage, LocalStorage):
+        return any(next(storage.path(table).glob("*.parquet"), None) is not None
+                   for table in TABLES)
+    return any(info.key.count("/") == 1 and info.name.endswith(".parquet")
+               for table in TABLES for info in storage.list_files(f"{table}/"))
+
+
+def table_glob(root: Root, table: str) -> str:
+    """The glob of ``table``'s files under ``root`` (absolute path or URL), for readers."""
+    return f"{storage_for(root).url}/{table}/*/*.parquet"
+
+
+def conform(data: pa.Table, table: str) -> pa.Table:
+    """``data`` (a file landed under this or an older schema) in ``table``'s current schema:
+    columns in schema order, types cast, nullable columns it lacks added as nulls, columns
+    the schema no longer has dropped. Every file is kept in the current schema, so readers
+    need no schema merging (see ``attribution migrate`` after an upgrade)."""
     schema = schema_of(table)
-    directory = table_dir(root, table)
-    directory.mkdir(parents=True, exist_ok=True)
-    empty = directory / EMPTY_FILE_NAME
-    if not (empty.exists() and pq.read_schema(empty).equals(schema)):
-        write_parquet_atomic(schema.empty_table(), empty)
-    return directory
+    columns = []
+    for field in schema:
+        if field.name in data.column_names:
+            columns.append(data.column(field.name).cast(field.type))
+        elif field.nullable:
+            columns.append(pa.nulls(data.num_rows, field.type))
+        else:
+            raise ValueError(f"a {table} file lacks the required column {field.name!r}")
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
-def ensure_layout(root: Path) -> None:
-    """Create every table directory, each with its schema-only Parquet file."""
+def ensure_table(root: Root | Storage, table: str) -> None:
+    """Write ``table``'s schema-only file; rewrite it if the schema changed."""
+    storage = root if isinstance(root, Storage) else storage_for(root)
+    schema = schema_of(table)
+    key = empty_file_key(table)
+    try:
+        if storage.parquet_schema(key).equals(schema):
+            return
+    except (FileNotFoundError, pa.ArrowInvalid):
+        pass
+    storage.write_parquet(key, schema.empty_table())
+
+
+def ensure_layout(root: Root) -> None:
+    """Create every table with its schema-only Parquet file (idempotent, cheap to repeat)."""
+    storage = storage_for(root)
     for table in TABLES:
-        ensure_table(root, table)
+        ensure_table(storage, table)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import tempfile
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
@@ -15,28 +16,89 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from warehouse.views import warehouse_path
+from warehouse.layout import has_flat_files
+from warehouse.storage import LocalStorage, Root, Storage, display, storage_for
+from warehouse.views import ROOT_VARIABLE, WAREHOUSE_FILE, set_root
 
 OutputFormat = Literal["table", "csv", "json"]
 
 _TABLE_WIDTH = 10_000  # wide enough that rich never truncates or wraps a cell
 
 
-def connect_readonly(root: Path) -> duckdb.DuckDBPyConnection:
-    """Open the views file read-only (any number of readers may do so beside the writers).
+class WarehouseMissing(FileNotFoundError):
+    """No warehouse (or no views file) where the user pointed; the message says what to run."""
+
+
+def connect_readonly(root: Root) -> duckdb.DuckDBPyConnection:
+    """Open the views file read-only (any number of readers may do so beside the writers),
+    with its views pointed at ``root`` (``warehouse_root``), wherever the warehouse now is.
 
     The session time zone is UTC, so timestamps come back as UTC-aware datetimes on every
-    machine. Raises FileNotFoundError if ``create_views`` has not been run for ``root``.
+    machine. Raises WarehouseMissing, naming the command to run, when there is no warehouse
+    at ``root``, or it was laid out by an older version.
     """
-    path = warehouse_path(root)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; create it with create_views({root!s})")
-    connection = duckdb.connect(str(path), read_only=True)
-    connection.execute("SET TimeZone = 'UTC'")
+    storage = storage_for(root)
+    if isinstance(storage, LocalStorage):
+        connection = _open_local(storage)
+    else:
+        connection = _open_remote(storage)
+    try:
+        _check_current(connection, storage)
+        connection.execute("SET TimeZone = 'UTC'")
+        set_root(connection, storage)
+    except BaseException:
+        connection.close()
+        raise
     return connection
 
 
-def run_query(root: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+def no_warehouse(root: Root) -> WarehouseMissing:
+    where = display(root)
+    return WarehouseMissing(
+        f"no warehouse at {where}: create one with `attribution replay EVENTS.jsonl "
+        f"--warehouse {where}` or run the stream with `attribution worker --warehouse {where}`")
+
+
+def _open_local(storage: LocalStorage) -> duckdb.DuckDBPyConnection:
+    if not storage.root.is_dir():
+        raise no_warehouse(storage.root)
+    path = storage.root.resolve() / WAREHOUSE_FILE
+    if not path.exists() or has_flat_files(storage):
+        raise WarehouseMissing(_migrate_hint(display(storage.root),
+                                             "has no up-to-date warehouse.duckdb"))
+    return duckdb.connect(str(path), read_only=True)
+
+
+def _open_remote(storage: Storage) -> duckdb.DuckDBPyConnection:
+    try:
+        content = storage.read_bytes(WAREHOUSE_FILE)
+    except FileNotFoundError:
+        raise WarehouseMissing(_migrate_hint(storage.url, "has no warehouse.duckdb")) from None
+    # DuckDB opens database files from local disk; the views file holds no data (tiny).
+    with tempfile.NamedTemporaryFile(prefix="attribution-views-", suffix=".duckdb",
+                                     delete=False) as local:
+        local.write(content)
+    try:
+        return duckdb.connect(local.name, read_only=True)
+    finally:
+        os.unlink(local.name)  # the open connection keeps reading it; nothing is left behind
+
+
+def _migrate_hint(where: str, problem: str) -> str:
+    return (f"{where} {problem}; build it (and move files of an older layout into date "
+            f"partitions) with `attribution migrate --warehouse {where}`")
+
+
+def _check_current(connection: duckdb.DuckDBPyConnection, storage: Storage) -> None:
+    """Views of an older version name absolute paths: they would read the files of wherever
+    the warehouse was built, not of this one."""
+    row = connection.execute(
+        "SELECT sql FROM duckdb_views() WHERE view_name = 'raw_touches'").fetchone()
+    if row is None or ROOT_VARIABLE not in str(row[0]):
+        raise WarehouseMissing(_migrate_hint(storage.url, "has views of an older version"))
+
+
+def run_query(root: Root, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run ``sql`` on a fresh read-only connection; column names and all rows."""
     connection = connect_readonly(root)
     try:

@@ -25,7 +25,6 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -40,9 +39,10 @@ from attribution.normalize import route_policy
 from attribution.policy import Config, ConversionRule
 from schemas.records import Conversion, Credit, IdentityLink, InteractionKind, LinkKind, Touch
 from warehouse.datadriven import DATADRIVEN_REASON
-from warehouse.landing import land
+from warehouse.landing import land_batch
 from warehouse.layout import TABLES
 from warehouse.query import connect_readonly
+from warehouse.storage import Root
 
 REATTRIBUTION_REASON = "reattribution"
 ROWS_PER_FILE = 1_000_000
@@ -82,7 +82,7 @@ class Summary:
     rerouted: int
     skipped: int
     credits: int
-    files: list[Path]
+    files: list[str]  # every file landed: absolute path or s3:// URL
 
 
 def credit_key(credits: Iterable[Credit]) -> CreditKey:
@@ -179,7 +179,7 @@ def touch_keys_of(graph: IdentityGraph, anonymous_id: str | None, person_id: str
     return person_key(resolved.person_key), account
 
 
-def reattribute(root: Path, config: Config, config_text: str, since: datetime | None = None,
+def reattribute(root: Root, config: Config, config_text: str, since: datetime | None = None,
                 progress: Progress | None = None,
                 total: Callable[[int], None] | None = None) -> Summary:
     """Read the history, re-credit it under `config` and land the new versions.
@@ -209,13 +209,14 @@ def _run_id(config_text: str, since: datetime | None, credits: Sequence[Credit])
     return digest.hexdigest()[:16]
 
 
-def land_credits(root: Path, credits: Sequence[Credit], run_id: str) -> list[Path]:
-    files = []
+def land_credits(root: Root, credits: Sequence[Credit], run_id: str) -> list[str]:
+    files: list[str] = []
     for index, start in enumerate(range(0, len(credits), ROWS_PER_FILE)):
         table = credits_table(credits[start:start + ROWS_PER_FILE])
-        landed = land(root, "credits", table, name=f"reattribution-{run_id}-{index:05d}")
+        landed = land_batch(root, "credits", table,
+                            name=f"reattribution-{run_id}-{index:05d}")
         if landed is not None:
-            files.append(landed)
+            files.extend(landed.files)
     return files
 
 
@@ -262,7 +263,7 @@ WHERE reason <> $reason
 """
 
 
-def read_history(root: Path, since: datetime | None = None) -> History:
+def read_history(root: Root, since: datetime | None = None) -> History:
     connection = connect_readonly(root)
     try:
         return History(

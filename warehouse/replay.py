@@ -56,6 +56,7 @@ from streams.messages import CONVERSION_COLUMNS, CREDIT_COLUMNS, TOUCH_COLUMNS, 
 from streams.sink import arrow_part
 from warehouse.inputs import Progress, read_events, total_size
 from warehouse.landing import ensure_layout, land
+from warehouse.storage import LocalStorage, storage_for
 from warehouse.views import create_views
 
 ROWS_PER_FILE = 1_000_000
@@ -208,7 +209,10 @@ def replay(paths: Sequence[Path], root: Path, config_text: str | None = None,
         workers = 1 if total_size(paths) < SMALL_INPUT_BYTES else os.cpu_count() or 1
     buckets = buckets or max(4, 4 * workers)
     ensure_layout(root)
-    scratch = Path(tempfile.mkdtemp(prefix=".replay-", dir=root))
+    # Spilled events stay on this machine: beside a local warehouse (same disk), else in
+    # the temp directory.
+    local = isinstance(storage_for(root), LocalStorage)
+    scratch = Path(tempfile.mkdtemp(prefix=".replay-", dir=root if local else None))
     try:
         return _replay(paths, root, config, config_text, progress, workers, chunk_events,
                        buckets, scratch)

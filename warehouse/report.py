@@ -23,6 +23,7 @@ from warehouse.report_data import (
     load_report_data,
 )
 from warehouse.report_svg import PALETTE, Series, column_chart, grouped_bars
+from warehouse.storage import Root, display
 
 __all__ = ["headline_kpis", "render_report", "write_report"]
 
@@ -108,7 +109,7 @@ def _kpis(data: ReportData) -> list[tuple[str, str]]:
     return pairs
 
 
-def headline_kpis(root: Path) -> list[tuple[str, str]]:
+def headline_kpis(root: Root) -> list[tuple[str, str]]:
     """Label/value pairs for the demo to print: revenue, ROAS, leads, top channels..."""
     return _kpis(load_report_data(root))
 
@@ -495,6 +496,7 @@ def _section(key: str, lead: str, body: str, grid: bool = True) -> str:
 def render_report(data: ReportData, generated: datetime | None = None) -> str:
     """The whole report as one HTML string."""
     generated = generated or datetime.now(UTC)
+    name = _short_name(data.root)
     colors = _model_colors(data)
     t = data.totals
     period = (f"{t.first_conversion:%Y-%m-%d} to {t.last_conversion:%Y-%m-%d}"
@@ -533,7 +535,7 @@ def render_report(data: ReportData, generated: datetime | None = None) -> str:
 <body>
 <header>
 <h1>Attribution report</h1>
-<p>Conversions {escape(period)} · {t.touches:,} touches · warehouse {escape(data.root.name)}
+<p>Conversions {escape(period)} · {t.touches:,} touches · warehouse {escape(name)}
  · generated {generated:%Y-%m-%d %H:%M} UTC</p>
 </header>
 <main>
@@ -543,14 +545,19 @@ def render_report(data: ReportData, generated: datetime | None = None) -> str:
 <footer>Every number comes from the warehouse views: <code>b2c_kpis</code>,
 <code>b2b_kpis</code>, <code>model_comparison</code>, <code>customer_ltv</code>,
 <code>credit_audit</code>... Explore them with
-<code>attribution sql --warehouse {escape(str(data.root))} "SELECT * FROM b2c_kpis"</code>.
+<code>attribution sql --warehouse {escape(display(data.root))} "SELECT * FROM b2c_kpis"</code>.
 </footer>
 </body>
 </html>
 """
 
 
-def write_report(root: Path, out: Path) -> Path:
+def _short_name(root: Root) -> str:
+    """The warehouse's last path component (its directory or prefix name)."""
+    return display(root).rstrip("/").rsplit("/", 1)[-1]
+
+
+def write_report(root: Root, out: Path) -> Path:
     """Write the report of the warehouse at ``root`` to ``out`` (atomically); returns ``out``."""
     html = render_report(load_report_data(root))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,14 +6,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from warehouse.layout import table_dir
-from warehouse.query import connect_readonly
-from warehouse.views import create_views, warehouse_path
+from warehouse.layout import exists, has_flat_files
+from warehouse.query import WarehouseMissing, connect_readonly, no_warehouse
+from warehouse.storage import Root, storage_for
+from warehouse.views import create_views
 
 Row = dict[str, Any]
 
@@ -64,7 +64,7 @@ class Totals:
 
 @dataclass
 class ReportData:
-    root: Path
+    root: Root
     policies: list[PolicyInfo]
     totals: Totals
     b2c_kpis: list[Row] = field(default_factory=list)
@@ -85,26 +85,29 @@ class ReportData:
         return currencies[0] if len(currencies) == 1 else ("mixed" if currencies else "")
 
 
-def ensure_report_views(root: Path) -> None:
-    """(Re)build the views file when it is missing, older than the analyst views, or was
-    built for another directory (a copied or moved warehouse still reads the old files)."""
-    if not root.is_dir():
-        raise FileNotFoundError(f"no warehouse at {root}")
-    if warehouse_path(root).exists():
+def ensure_report_views(root: Root) -> None:
+    """(Re)build the views file when it is missing or older than the analyst views; a
+    warehouse of an older layout is left to ``attribution migrate`` (the error says so)."""
+    if not exists(root):
+        raise no_warehouse(root)
+    try:
         connection = connect_readonly(root)
-        try:
-            views = dict(connection.execute("SELECT view_name, sql FROM duckdb_views()")
-                         .fetchall())
-        finally:
-            connection.close()
-        here = str(table_dir(root.resolve(), "touches"))
-        if set(views).issuperset(REPORT_VIEWS) and here in views.get("raw_touches", ""):
-            return
-    create_views(root)
+    except WarehouseMissing:
+        if has_flat_files(root):
+            raise
+        create_views(root)
+        return
+    try:
+        views = {row[0] for row in connection.execute(
+            "SELECT view_name FROM duckdb_views()").fetchall()}
+    finally:
+        connection.close()
+    if not views.issuperset(REPORT_VIEWS):
+        create_views(root)
 
 
 @contextmanager
-def _connection(root: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def _connection(root: Root) -> Iterator[duckdb.DuckDBPyConnection]:
     ensure_report_views(root)
     connection = connect_readonly(root)
     try:
@@ -212,10 +215,10 @@ def bucket_counts(days: Sequence[float]) -> list[int]:
     return counts
 
 
-def load_report_data(root: Path) -> ReportData:
+def load_report_data(root: Root) -> ReportData:
     with _connection(root) as connection:
         return ReportData(
-            root=root.resolve(),
+            root=storage_for(root).url,
             policies=_policies(connection),
             totals=_totals(connection),
             b2c_kpis=fetch(connection, "SELECT * FROM b2c_kpis"),

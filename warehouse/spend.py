@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from warehouse.landing import land
+from warehouse.landing import LandedBatch, land, land_batch
+from warehouse.storage import Root
 
 SPEND_COLUMNS = ("date", "channel", "campaign", "cost", "currency", "impressions", "clicks")
 REQUIRED_COLUMNS = ("date", "channel", "cost", "currency")
@@ -57,7 +58,7 @@ class ParsedSpend:
 @dataclass(frozen=True)
 class SpendImport:
     parsed: ParsedSpend
-    landed: Path | None  # the Parquet file of the good rows (None: no good rows)
+    landed: LandedBatch | None  # the Parquet files of the good rows (None: no good rows)
 
 
 def parse_spend_csv(text: str, source: str = "spend.csv") -> ParsedSpend:
@@ -196,16 +197,16 @@ def _content_name(prefix: str, rows: Iterable[Mapping[str, Any]]) -> str:
     return f"{prefix}-{digest.hexdigest()}"
 
 
-def land_spend(root: Path, parsed: ParsedSpend) -> SpendImport:
+def land_spend(root: Root, parsed: ParsedSpend) -> SpendImport:
     """Land the good rows in `spend` and the bad ones in `rejected`."""
-    landed = land(root, "spend", parsed.rows, name=_content_name("spend", parsed.rows))
+    landed = land_batch(root, "spend", parsed.rows, name=_content_name("spend", parsed.rows))
     bad = rejected_rows(parsed)
     if bad:
         land(root, "rejected", bad, name=_content_name("spend-rejected", bad))
     return SpendImport(parsed=parsed, landed=landed)
 
 
-def import_spend(root: Path, path: Path) -> SpendImport:
+def import_spend(root: Root, path: Path) -> SpendImport:
     """Validate ``path`` and land it in the warehouse at ``root``."""
     return land_spend(root, read_spend_file(path))
 

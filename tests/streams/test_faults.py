@@ -128,12 +128,13 @@ def test_partial_and_temp_files_are_never_visible(pipeline: Pipeline) -> None:
     pipeline.send(B2C_JOURNEY)
     pipeline.wait()
     before = pipeline.query("SELECT count(*), round(sum(credit), 6) FROM credits")
-    credits_dir = pipeline.warehouse / "credits"
-    landed = next(p for p in sorted(credits_dir.glob("stream-*.parquet")))
+    landed = next(p for p in sorted((pipeline.warehouse / "credits").glob("*/stream-*.parquet")))
+    credits_dir = landed.parent  # the day's partition
     content = landed.read_bytes()
     (credits_dir / f".{landed.stem}.0123abcd.parquet.tmp").write_bytes(content[: len(content) // 2])
     (credits_dir / ".stream-garbage.4567ef.parquet.tmp").write_bytes(os.urandom(4096))
-    (pipeline.warehouse / "touches" / ".stream-empty.89ab.parquet.tmp").write_bytes(b"")
+    touches_day = next((pipeline.warehouse / "touches").glob("*/stream-*.parquet")).parent
+    (touches_day / ".stream-empty.89ab.parquet.tmp").write_bytes(b"")
     assert pipeline.query("SELECT count(*), round(sum(credit), 6) FROM credits") == before
     assert pipeline.query("SELECT count(*) FROM raw_touches")[0][0] == 3
     pipeline.kill()
