@@ -12,10 +12,11 @@ On an embedded Tansu broker (127.0.0.1), default stream settings:
    - rocksdb, local RocksDB dir removed (full rebuild from the changelog),
    - memory:// (always a full rebuild from the changelog);
 3. baseline: the same restart on a fresh app with empty changelogs (group join only).
-Per restart: seconds from spawn until /readyz answers 200 (tables recovered, partitions
-assigned), until the probe's first rows land in Parquet, and the changelog read itself
-(Faust's "Restoring state from changelog topics" -> "Done reading" log lines, loglevel info).
-Seconds per million journeys are extrapolated linearly from the measured size.
+Per restart: seconds from spawn until /readyz answers 200 (partitions assigned, state
+recovered), until the probe's first rows land in Parquet, and the changelog read itself
+(the state tables' "recovered <table>:<partition> from N changelog records in S s" log
+lines, loglevel info). Seconds per million journeys are extrapolated linearly from the
+measured size.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from streams.broker import EmbeddedBroker, log_end_offsets, patch_faust_for_tans
 from streams.loader import produce_events
 from streams.runner import Workers
 from streams.settings import StreamSettings, stream_settings
+from streams.state.changelog import decode_record
 from streams.worker import prepare, wait_until_landed
 from traffic.generate import TrafficSpec, generate_events
 from warehouse.layout import EMPTY_FILE_NAME
@@ -60,24 +61,14 @@ SIZES = {"small": (10_000, 100), "medium": (50_000, 500), "large": (200_000, 2_0
 TABLES = ("devices", "journeys", "identity-links")
 ONE_PARTITION = {"identity-links"}  # the identity graph is global (streams.app)
 PROBE_VISITORS = 30
-RESTORING = "Restoring state from changelog topics"
-DONE_READING = "Done reading from changelog topics"
+RECOVERED = re.compile(r"recovered (\S+):(\d+) from (\d+) changelog records in ([\d.]+)s")
 NOTES = (
-    "What limits the rebuild (py-spy of a memory:// restart, 26,160 changelog records read "
-    "in 8.1 s, 2026-11-23) and the CPU column above: it is CPU-bound in the worker's one "
-    "Python thread (rebuild seconds ≈ worker CPU seconds, ~0.3 ms per record). Of the busy "
-    "samples, ~40 % are Faust's "
-    "per-message path (fetcher → conductor → a task per record on the event loop), ~15 % "
-    "decoding values (orjson, then pydantic `model_validate` of each device/journey and "
-    "its touches), the rest startup and I/O. Tansu never compacts, so a rebuild reads every "
-    "write ever made (compare records and live keys above; the ratio grows with traffic), "
-    "not one record per key. What would make a restart fast: (1) RocksDB on a persistent "
-    "volume — the *local dir kept* row: nothing replayed, the restart costs only the group join; "
-    "(2) `table_standby_replicas = 1` with two or more workers, so a failover finds the "
-    "table already warm; (3) a compacting broker (Kafka, Redpanda) so the changelog holds "
-    "one record per live key; (4) decoding lazily — keep the changelog bytes and build the "
-    "pydantic objects on first access, since most keys are never touched again before "
-    "they are evicted."
+    "Before this rework the state was Faust tables of pydantic records (2026-11-23: 14.5-16.3 min per "
+    "million journeys extrapolated, ~0.3 ms per changelog record). Now each stage keeps its "
+    "own state tables (`streams/state/`): one changelog record per message holding every "
+    "key it changed, values stored and replayed as the bytes they were written as "
+    "(MessagePack), so a rebuild reads few, large records and decodes none of the values. "
+    "Tansu still never compacts, so a full rebuild reads every record ever written."
 )
 
 
@@ -95,9 +86,9 @@ class Restart:
     ready: float  # spawn -> /readyz 200
     ready_cpu: float  # worker CPU seconds (user+sys) spent by then
     probe: float  # spawn -> first Parquet file of the probe's rows
-    restore: float | None  # Faust's changelog read; None: nothing to read (not logged)
+    restore: float | None  # the changelog read; None: nothing to read (not logged)
     on_broker: int  # changelog records on the broker at restart (what a full rebuild reads)
-    replayed: int  # records Faust read back (from its recovery log tables)
+    replayed: int  # changelog records read back (from the state tables' log lines)
 
 
 def _config(root: Path, app: str, store: str) -> Path:
@@ -120,11 +111,11 @@ async def read_changelog(bootstrap: str, app: str, partitions: int) -> Changelog
     try:
         result = Changelog()
         for name in TABLES:
-            topic = f"{app}-{name}-changelog"  # Faust's name for a table's changelog
+            topic = f"{app}-{name}-changelog"
             count = 1 if name in ONE_PARTITION else partitions
             parts = [TopicPartition(topic, p) for p in range(count)]
             ends = await log_end_offsets(bootstrap, parts)
-            live: dict[bytes | None, bool] = {}
+            live: dict[str, bool] = {}
             records = 0
             remaining = {tp for tp in parts if ends[tp] > 0}
             if remaining:
@@ -135,7 +126,8 @@ async def read_changelog(bootstrap: str, app: str, partitions: int) -> Changelog
                 for tp, batch in batches.items():
                     for record in batch:
                         records += 1
-                        live[record.key] = record.value is not None
+                        for key, _, value in decode_record(record.value or b""):
+                            live[key] = value is not None
                         if record.offset + 1 >= ends[tp]:
                             remaining.discard(tp)
             result.records[name] = records
@@ -151,42 +143,22 @@ def _first_landed_after(warehouse: Path, since: float) -> float | None:
     return min(times) if times else None
 
 
-def _offsets_table(message: str) -> dict[tuple[str, int], int]:
-    """Faust's ASCII table of (topic, partition) -> offset; "〃" repeats the topic above."""
-    offsets: dict[tuple[str, int], int] = {}
-    topic = ""
-    for line in message.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and cells[1].isdigit():
-            topic = topic if cells[0] == "〃" else cells[0]
-            offsets[(topic, int(cells[1]))] = int(cells[2])
-    return offsets
-
-
-def _faust_recovery(log: Path) -> tuple[float | None, int]:
-    """Seconds Faust spent reading changelogs and the records it had to read, from its own
-    log lines (no "Restoring" line: nothing needed reading)."""
-    began = ended = None
-    highwaters: dict[tuple[str, int], int] = {}
-    starts: dict[tuple[str, int], int] = {}
+def _state_recovery(log: Path) -> tuple[float | None, int]:
+    """Seconds the state tables spent reading changelogs (the slowest table: they recover
+    side by side) and the records they read, from their log lines (none: nothing to read)."""
+    seconds: dict[str, float] = {}
+    records = 0
     for line in log.read_bytes().splitlines():
         try:
             entry = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue
         message = str(entry.get("message", "")) if isinstance(entry, dict) else ""
-        if "Highwater - Active" in message:
-            highwaters = _offsets_table(message)
-        elif "Reading Starts At - Active" in message:
-            starts = _offsets_table(message)
-        elif RESTORING in message:
-            began = datetime.fromisoformat(entry["time"])
-        elif DONE_READING in message and began is not None:
-            ended = datetime.fromisoformat(entry["time"])
-    # Both are offsets of a record (the last one; the last one read, -1 for none).
-    replayed = sum(max(0, end - starts.get(tp, -1)) for tp, end in highwaters.items())
-    return ((ended - began).total_seconds() if began and ended else None,
-            replayed if began else 0)
+        if found := RECOVERED.search(message):
+            table, _, count, spent = found.groups()
+            seconds[table] = seconds.get(table, 0.0) + float(spent)
+            records += int(count)
+    return (max(seconds.values()) if seconds else None), records
 
 
 def restart(root: Path, bootstrap: str, config: Path, settings: StreamSettings, label: str,
@@ -221,7 +193,7 @@ def restart(root: Path, bootstrap: str, config: Path, settings: StreamSettings, 
             wait_until_landed(bootstrap, settings, timeout=timeout, poll=0.2)
         finally:
             workers.stop()
-    restore, replayed = _faust_recovery(log_path)
+    restore, replayed = _state_recovery(log_path)
     result = Restart(label, ready, ready_cpu, probe_at, restore, on_broker, replayed)
     say(f"  {label}: ready {ready:.2f}s ({ready_cpu:.1f} CPU s), probe landed {probe_at:.2f}s, "
         "changelog read "
@@ -307,9 +279,10 @@ def report(scale: Scale, n: Mapping[str, Any]) -> None:
         f"State built from {n['events']:,} events ({n['visitors']:,} B2C visitors, "
         f"{n['accounts']:,} B2B accounts) by one worker (`rocksdb://`) in "
         f"{n['build_seconds']:.0f} s, then stopped with SIGTERM. Live keys: {keys}. Changelog "
-        f"records (Tansu does not compact, so every table write stays and is replayed): "
+        f"records (one per message that changed state; Tansu does not compact, so every "
+        f"record stays and a full rebuild replays it): "
         f"{records}.", "",
-        table(("restart", "changelog records on broker", "records Faust replayed",
+        table(("restart", "changelog records on broker", "records replayed",
                "s reading changelog", "s per 1M journeys (extrapolated)",
                "s per 1M records", "s spawn → ready", "ready − baseline",
                "worker CPU s to ready − baseline",
@@ -317,10 +290,11 @@ def report(scale: Scale, n: Mapping[str, Any]) -> None:
         "Each restart is a fresh worker process on the same changelogs after the previous "
         "one's group membership expired; a probe of "
         f"{PROBE_VISITORS} new visitors is produced right after the spawn. "
-        "*Reading changelog* and *replayed*: Faust's own recovery log lines (loglevel info: "
-        "\"Restoring state from changelog topics\" → \"Done reading\", and its highwater / "
-        "start-offset tables). *Ready*: `/readyz` answers 200 (partitions assigned, every "
-        "table recovered). *Probe landed*: first new Parquet file. The baseline is an app "
+        "*Reading changelog* and *replayed*: the state tables' log lines (loglevel info: "
+        "\"recovered <table>:<partition> from N changelog records in S s\"; the tables "
+        "recover side by side, so the slowest one's seconds). *Ready*: `/readyz` answers 200 "
+        "(partitions assigned, state recovered). *Probe landed*: first new Parquet file. "
+        "The baseline is an app "
         "with empty changelogs: startup and the consumer-group join (about half the 10 s "
         "session timeout), which every restart pays; the join varies by about a second between "
         "runs, so the per-million figures use the changelog read alone.", "",
@@ -330,8 +304,8 @@ def report(scale: Scale, n: Mapping[str, Any]) -> None:
                     f" min per million journeys**" for r in full)
         + f" (linear extrapolation from {journeys:,} journeys, not measured at 1M; records per "
         "journey grow with the traffic each journey saw, since Tansu keeps every write). "
-        "RocksDB with its local directory kept restarts without reading the changelog "
-        "(offsets are stored with the data).", "",
+        "RocksDB with its local directory kept reads only what was written since its stored "
+        "offset.", "",
         NOTES,
     ])
     write("recovery", "Recovery (`python -m bench recovery`)", body)

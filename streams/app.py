@@ -25,6 +25,7 @@ from attribution.policy import Config
 from streams.broker import adapt_faust_to_broker, faust_url
 from streams.envelope import encode_body
 from streams.erase import ERASE
+from streams.health import watch_state
 from streams.metrics import WorkerMetrics
 from streams.producer import COMPRESSION, LINGER_MS, MAX_BATCH_BYTES, MAX_REQUEST_BYTES
 from streams.settings import StreamSettings
@@ -121,9 +122,12 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
         consume.__name__ = name
         app.agent(topics[runner.stage.topic], name=name)(consume)
 
+    watch_state(app, [devices_table, journeys_table, links_table])  # for /readyz
     agent("devices", devices)
     agent("journeys", journeys)
     agent("identities", identities)
+
+    recoveries: set[asyncio.Future[None]] = set()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -131,6 +135,11 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
         for state, topic in ((devices_table, names.events), (journeys_table, names.journeys),
                              (links_table, names.identity)):
             state.assigned(tp.partition for tp in assigned if tp.topic == topic)
+            # Recover now rather than on the first message, so /readyz tells when it is done
+            # (a failure is retried by the first message that needs the partition).
+            task = asyncio.ensure_future(state.recover())
+            recoveries.add(task)
+            task.add_done_callback(recoveries.discard)
         mine = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned
                       if tp.topic in (names.events, names.journeys, names.identity))
         log.info("assigned partitions: %s", ", ".join(mine) or "(none)")

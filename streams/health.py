@@ -13,7 +13,8 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from weakref import WeakKeyDictionary
 
 import faust
 import orjson
@@ -26,6 +27,19 @@ from warehouse.storage import storage_for
 
 log = logging.getLogger("attribution.ops")
 OPS_DIR = "_ops"
+
+
+class _Pending(Protocol):
+    @property
+    def pending(self) -> int: ...
+
+
+_STATE: WeakKeyDictionary[faust.App, list[_Pending]] = WeakKeyDictionary()
+
+
+def watch_state(app: faust.App, tables: list[_Pending]) -> None:
+    """Readiness also waits until these state tables have recovered their partitions."""
+    _STATE[app] = tables
 
 
 def readiness(app: faust.App) -> tuple[bool, str]:
@@ -42,6 +56,9 @@ def readiness(app: faust.App) -> tuple[bool, str]:
         return False, "starting"
     if not assigned:
         return False, "no partitions assigned"
+    pending = sum(table.pending for table in _STATE.get(app, ()))
+    if pending:
+        return False, f"recovering state ({pending} partitions)"
     return True, "ready"
 
 

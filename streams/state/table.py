@@ -63,11 +63,24 @@ class StateTable:
         self._to_check = set(self._owned)
 
     async def ensure(self, partition: int) -> PartitionStore:
+        """The partition's store, current with its changelog (a stage may read it)."""
         store = self._store(partition)
         if partition in self._to_check:
-            self._to_check.discard(partition)
-            await self._catch_up(store)
+            async with self._lock(partition):  # another caller may be catching it up
+                if partition in self._to_check:
+                    await self._catch_up_locked(store)
+                    self._to_check.discard(partition)
         return store
+
+    async def recover(self) -> None:
+        """Catch up every owned partition now (after an assignment), not on first use."""
+        for partition in sorted(self._owned):
+            await self.ensure(partition)
+
+    @property
+    def pending(self) -> int:
+        """Owned partitions not yet checked against their changelogs."""
+        return len(self._to_check & self._owned)
 
     def _store(self, partition: int) -> PartitionStore:
         store = self._stores.get(partition)
@@ -84,16 +97,22 @@ class StateTable:
             if partition not in self._owned:
                 await self._catch_up(self._store(partition))
 
+    def _lock(self, partition: int) -> asyncio.Lock:
+        return self._locks.setdefault(partition, asyncio.Lock())
+
     async def _catch_up(self, store: PartitionStore) -> None:
+        async with self._lock(store.partition):
+            await self._catch_up_locked(store)
+
+    async def _catch_up_locked(self, store: PartitionStore) -> None:
         started = time.monotonic()
         records = 0
-        async with self._locks.setdefault(store.partition, asyncio.Lock()):
-            async for batch in self._read(self.topic, store.partition, store.applied + 1):
-                for offset, data in batch:
-                    _apply(store, decode_record(data))
-                    store.mark_applied(offset)
-                    records += 1
-                await asyncio.sleep(0)  # keep heartbeats and other tasks going
+        async for batch in self._read(self.topic, store.partition, store.applied + 1):
+            for offset, data in batch:
+                _apply(store, decode_record(data))
+                store.mark_applied(offset)
+                records += 1
+            await asyncio.sleep(0)  # keep heartbeats and other tasks going
         seconds = time.monotonic() - started
         self.recovered_records += records
         self.recovery_seconds += seconds
