@@ -63,8 +63,9 @@ ONE_PARTITION = {"identity-links"}  # the identity graph is global (streams.app)
 PROBE_VISITORS = 30
 RECOVERED = re.compile(r"recovered (\S+):(\d+) from (\d+) changelog records in ([\d.]+)s")
 NOTES = (
-    "Before this rework the state was Faust tables of pydantic records (2026-11-23: 14.5-16.3 min per "
-    "million journeys extrapolated, ~0.3 ms per changelog record). Now each stage keeps its "
+    "Before this rework the state was Faust tables of pydantic records (2026-11-23: "
+    "14.5-16.3 min per million journeys extrapolated, ~0.3 ms per changelog record). Now "
+    "each stage keeps its "
     "own state tables (`streams/state/`): one changelog record per message holding every "
     "key it changed, values stored and replayed as the bytes they were written as "
     "(MessagePack), so a rebuild reads few, large records and decodes none of the values. "
