@@ -33,6 +33,9 @@ class StreamSettings(BaseModel):
     state_dir: str = ""
     session_timeout: Duration = timedelta(seconds=10)  # Faust joins after about half of it
     envelope_max_items: int = Field(default=1000, ge=1)
+    # A stage takes up to this many messages arrived within this many seconds at once.
+    stage_batch_messages: int = Field(default=50, ge=1)
+    stage_batch_seconds: float = Field(default=0.05, gt=0)
     # Messages the stages send are split to stay under this (Kafka's default limit is 1 MB).
     max_message_bytes: int = Field(default=MAX_MESSAGE_BYTES, ge=1024)
     sink_max_rows: int = Field(default=50_000, ge=1)

@@ -3,7 +3,7 @@ erases its state, around the pure bodies in ``streams.stages``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +32,10 @@ class DeviceStage:
     name: str = "devices"
     now_us: int | None = None  # the "not in the future" reference; None: receivedAt/clock
 
-    def run(self, state: StateView, payload: Mapping[str, Any], position: str,
+    def run(self, state: StateView, payloads: Sequence[tuple[str, Mapping[str, Any]]],
             partition: int) -> StageOutput:
-        return devices_message(state.get, payload, position, self.config, self.rules,
-                               self.now_us, state.watermark)
+        return devices_message(state.get, payloads, self.config, self.rules, self.now_us,
+                               state.watermark)
 
     def encode(self, state: DeviceState) -> tuple[int, bytes]:
         # A device only answered by the identity stage (no event yet) has no time to age
@@ -68,9 +68,10 @@ class JourneyStage:
     config: Config
     name: str = "journeys"
 
-    def run(self, state: StateView, payload: Mapping[str, Any], position: str,
+    def run(self, state: StateView, payloads: Sequence[tuple[str, Mapping[str, Any]]],
             partition: int) -> StageOutput:
-        return journeys_message(state.get, decode_deltas(payload), self.config)
+        deltas = [delta for _, payload in payloads for delta in decode_deltas(payload)]
+        return journeys_message(state.get, deltas, self.config)
 
     def encode(self, state: JourneyState) -> tuple[int, bytes]:
         return state.watermark or 0, state_codec.encode_journey(state)
@@ -112,11 +113,11 @@ class IdentityStage:
             self._store, self._links = state.store, len(state)
         return self._graph
 
-    def run(self, state: StateView, payload: Mapping[str, Any], position: str,
+    def run(self, state: StateView, payloads: Sequence[tuple[str, Mapping[str, Any]]],
             partition: int) -> StageOutput:
         graph = self.graph(state)
         fresh: dict[str, Link] = {}
-        for link in decode_links(payload):
+        for link in (link for _, payload in payloads for link in decode_links(payload)):
             if link.key not in fresh and state.get(link.key) is None:
                 fresh[link.key] = link
         out = identity_message(graph, list(fresh.values())) if fresh else StageOutput()

@@ -78,10 +78,12 @@ def _land_rejected(out: StageOutput) -> None:
                                  REJECTED_COLUMNS))
 
 
-def devices_message(get: Callable[[str], DeviceState | None], payload: Mapping[str, Any],
-                    position: str, config: Config, rules: ChannelRules,
-                    now_us: int | None = None, watermark: int | None = None) -> StageOutput:
-    """Device stage: raw events (validation, sessions, routing) or identity answers."""
+def devices_message(get: Callable[[str], DeviceState | None],
+                    payloads: Sequence[tuple[str, Mapping[str, Any]]], config: Config,
+                    rules: ChannelRules, now_us: int | None = None,
+                    watermark: int | None = None) -> StageOutput:
+    """Device stage: raw events (validation, sessions, routing) or identity answers, from
+    one or more consecutive messages (position, body) of one partition."""
     out = StageOutput()
     emitted = DeviceOutput()
     states: dict[str, DeviceState] = {}
@@ -91,17 +93,24 @@ def devices_message(get: Callable[[str], DeviceState | None], payload: Mapping[s
             states[key] = get(key) or new_device(key)
         return states[key]
 
-    events = payload.get("events")
-    if isinstance(events, list) and events:
+    events: list[Any] = []
+    positions: list[str] = []
+    for position, payload in payloads:
+        found = payload.get("events")
+        if isinstance(found, list):
+            events.extend(found)
+            positions.extend(f"{position}#{index}" for index in range(len(found)))
+    if events:
         batch = validate_batch(events, now_us)
         for index, reason in batch.rejected:
-            out.dead.append(rejected_row(events[index], reason, f"{position}#{index}"))
+            out.dead.append(rejected_row(events[index], reason, positions[index]))
         valid = batch.columns.with_columns(pl.Series("row", batch.index, dtype=pl.Int64))
         on_events(state_of, observe(valid, raw_properties(events), config, rules), config,
                   emitted, watermark)
-    if "updates" in payload:
-        for update in decode_updates(payload):
-            on_identity(state_of(update.id), update, config, emitted)
+    for _, payload in payloads:
+        if "updates" in payload:
+            for update in decode_updates(payload):
+                on_identity(state_of(update.id), update, config, emitted)
     out.states = dict(states)
     out.links = emitted.links
     out.deltas = list(emitted.journeys.items())

@@ -15,6 +15,7 @@ import pytest
 from attribution.batch import attribute_events
 from schemas.contracts import CreditRow
 from schemas.records import Credit
+from streams.envelope import decode_body
 from tests.support.harness import StreamHarness
 from tests.test_batch import B2C_JOURNEY, CONFIG, RULES, T0, group, page, track
 from traffic.generate import TrafficSpec, generate_events
@@ -155,3 +156,33 @@ def test_generated_traffic_stream_equals_batch(chunk: int) -> None:
     sim.run(events, chunk=chunk)
     assert len(expected) > 500
     assert credit_map(sim.latest_credits()) == credit_map(expected)
+
+
+@pytest.mark.parametrize("together", [3, 25])
+def test_messages_handled_together_end_as_one_by_one(together: int) -> None:
+    """An agent hands the stage whatever arrived within its window at once: the result
+    equals message by message."""
+    events = list(generate_events(TrafficSpec(seed=4, b2c_visitors=200, b2b_accounts=6)))
+    one, many = StreamHarness(CONFIG, RULES, now=NOW), StreamHarness(CONFIG, RULES, now=NOW)
+    one.run(events, chunk=50)
+    many.run(events, chunk=50, together=together)
+    assert credit_map(many.latest_credits()) == credit_map(one.latest_credits())
+    assert len(many.latest_credits()) > 100
+
+
+def test_a_bad_message_among_others_handled_together_is_dead_lettered_alone() -> None:
+    sim = StreamHarness(CONFIG, RULES, now=NOW)
+    sim.send_events(B2C_JOURNEY)
+    asyncio.run(sim.drain(order=[sim.names.events, sim.names.identity]))
+    journeys = [key for key in sim.log.records if key[0] == sim.names.journeys]
+    target = journeys[0]
+    log = sim.log.records[target]
+    bad = b'{"v":1,"touches":{"key":["person:x"],"reason":[]}}'  # columns missing
+    log.insert(sim.committed[target], bad)
+    asyncio.run(sim.consume(sim.names.journeys, together=10))
+    dead = [decode_body(d) for (topic, _), records in sim.log.records.items()
+            if topic == sim.names.dead for d in records]
+    assert [row["reason"] for body in dead for row in body["rejected"]] == [
+        "journeys stage failed: EnvelopeError(\"missing column 'time'\")"]
+    asyncio.run(sim.drain())
+    assert credit_map(sim.latest_credits()) == credit_map(batch_credits(B2C_JOURNEY))

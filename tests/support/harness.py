@@ -137,9 +137,10 @@ class StreamHarness:
         return sum(len(log) - self.committed[key] for key, log in self.log.records.items()
                    if key[0] == topic)
 
-    async def consume(self, topic: str, limit: int | None = None) -> int:
+    async def consume(self, topic: str, limit: int | None = None, together: int = 1) -> int:
         """Hand the topic's unread messages to its runner (partition by partition, in
-        offset order), committing each after it is handled; returns how many."""
+        offset order, ``together`` consecutive ones at a time as an agent does within its
+        batching window), committing them after they are handled; returns how many."""
         runner = self.runners[topic]
         handled = 0
         for (name, partition), log in sorted(self.log.records.items()):
@@ -148,26 +149,29 @@ class StreamHarness:
             while self.committed[(name, partition)] < len(log):
                 if limit is not None and handled >= limit:
                     return handled
-                offset = self.committed[(name, partition)]
-                await runner.handle(partition, offset, log[offset])
-                self.committed[(name, partition)] = offset + 1
-                handled += 1
+                start = self.committed[(name, partition)]
+                end = min(len(log), start + together)
+                if limit is not None:
+                    end = min(end, start + limit - handled)
+                await runner.handle_many(partition, [(o, log[o]) for o in range(start, end)])
+                self.committed[(name, partition)] = end
+                handled += end - start
         return handled
 
-    async def drain(self, order: Sequence[str] | None = None) -> None:
+    async def drain(self, order: Sequence[str] | None = None, together: int = 1) -> None:
         """Run the stages until no message is left unread."""
         order = order or (self.names.events, self.names.identity, self.names.journeys)
         while any(self.pending(topic) for topic in order):
             for topic in order:
-                await self.consume(topic)
+                await self.consume(topic, together=together)
 
-    def run(self, events: Iterable[Any], chunk: int | None = None) -> None:
+    def run(self, events: Iterable[Any], chunk: int | None = None, together: int = 1) -> None:
         """Send the events (all at once, or ``chunk`` at a time) and drain after each send."""
         listed = list(events)
         step = chunk or max(len(listed), 1)
         for start in range(0, len(listed), step):
             self.send_events(listed[start:start + step])
-            asyncio.run(self.drain())
+            asyncio.run(self.drain(together=together))
 
     def restart(self) -> None:
         """A new worker process: in-memory state gone, rebuilt from the changelogs."""
