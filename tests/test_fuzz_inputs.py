@@ -126,7 +126,7 @@ def test_device_stage_never_raises_and_dead_letters_with_a_reason(items: list[An
     except EnvelopeError as exc:
         assert str(exc)
         return
-    out = devices_message(lambda key: None, payload, "fuzz:0:0", CONFIG, RULES)
+    out = devices_message(lambda key: None, [("fuzz:0:0", payload)], CONFIG, RULES)
     for row in out.dead:
         assert row["reason"] and row["position"].startswith("fuzz:0:0#")
     assert len(out.dead) <= len(items)
