@@ -38,7 +38,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 ANALYTICS_NEXT_VERSION = "1.84.3"
 WRITE_KEY = "browser-key"
-SALT = "browser-salt"
+SECRET = "browser-email-secret-0123"
 PAGE = Path(__file__).with_name("page.html")
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium")
 REPORT_TIMEOUT = 60.0  # generous bound for a cold browser start on a loaded CI machine
@@ -204,7 +204,7 @@ async def test_analytics_next_in_headless_chromium(
 ) -> None:
     topic = browser_pipeline.settings.topic("events")
     settings = CollectorSettings(port=0, bootstrap=browser_pipeline.bootstrap, topic=topic,
-                                 write_keys={WRITE_KEY: "web"}, email_salt=SALT,
+                                 write_keys={WRITE_KEY: "web"}, email_secret=SECRET,
                                  cors_origins=[site.url])
     producer = producer_for(settings)
     await producer.start()
@@ -239,7 +239,7 @@ async def test_analytics_next_in_headless_chromium(
     assert "HeadlessChrome" in page["context"]["userAgent"]
     identify = by_type["identify"]
     assert identify["userId"] == "user-77"
-    assert identify["traits"]["email"] == hash_email("shopper@example.com", SALT)
+    assert identify["traits"]["email"] == hash_email("shopper@example.com", SECRET)
     order = by_type["track"]
     assert order["event"] == "Order Completed" and order["properties"]["revenue"] == 99.5
     assert all(e["source"] == "web" and e["sentAt"] and e["receivedAt"] for e in by_type.values())

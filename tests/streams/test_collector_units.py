@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
 from typing import Any
 
@@ -60,11 +61,14 @@ def test_ipv6_keeps_only_the_first_48_bits(address: ipaddress.IPv6Address) -> No
 # --- emails ---------------------------------------------------------------------------------
 
 
-def test_hash_email_is_salted_sha256_of_the_normalised_address() -> None:
-    # printf 'pepperada@example.com' | sha256sum
-    expected = "f3de2501fc91c4a9ae4d4ed50bef931c9901aabe5ea36979890a69204e7eb2b1"
-    assert hash_email(" Ada@Example.COM ", "pepper") == expected
-    assert hash_email("ada@example.com", "salt") != expected
+def test_hash_email_is_hmac_sha256_of_the_normalised_address() -> None:
+    # printf 'ada@example.com' | openssl dgst -sha256 -hmac 'pepper-email-secret-0123'
+    expected = "4b0ba548d7c349e72365e7bad9eb6945aabaf17b96283fdb39028316a13f6b7a"
+    assert hash_email(" Ada@Example.COM ", "pepper-email-secret-0123") == expected
+    assert hash_email("ada@example.com", "another-email-secret-01") != expected
+    # Not the old sha256(salt + address), which anyone could recompute from a list of
+    # addresses once the salt leaked with a config file.
+    assert expected != hashlib.sha256(b"pepper-email-secret-0123ada@example.com").hexdigest()
 
 
 @settings(deadline=None)
@@ -245,9 +249,9 @@ def test_settings_from_section_validates_with_readable_errors() -> None:
     assert "not a regular expression" in message
 
 
-def test_defaults_fill_a_random_write_key_and_salt_once() -> None:
+def test_defaults_fill_a_random_write_key_and_secret_once() -> None:
     filled = CollectorSettings().with_defaults_filled()
-    assert len(filled.write_keys) == 1 and filled.email_salt
+    assert len(filled.write_keys) == 1 and filled.email_secret
     assert filled.with_defaults_filled() == filled
-    configured = CollectorSettings(write_keys={"k": "web"}, email_salt="s")
+    configured = CollectorSettings(write_keys={"k": "web"}, email_secret="s" * 16)
     assert configured.with_defaults_filled() == configured
