@@ -20,7 +20,6 @@ read the hashes, which defeats the pseudonymisation. It needs the configured key
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
@@ -50,7 +49,7 @@ def persisted_secret(warehouse: Path) -> str:
     path = secret_path(warehouse)
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temp = path.with_name(f".{SECRET_FILE}.{os.getpid()}.tmp")
+        temp = path.with_name(f".{SECRET_FILE}.{secrets.token_hex(8)}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, secrets.token_hex(32).encode() + b"\n")
@@ -62,8 +61,12 @@ def persisted_secret(warehouse: Path) -> str:
         except FileExistsError:
             pass
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+            temp.unlink()
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the name survives a crash too
+        finally:
+            os.close(directory)
     value = path.read_text(encoding="utf-8").strip()
     if len(value) < MIN_SECRET_CHARS:
         raise ConfigError(f"the email secret in {path} is damaged (shorter than "

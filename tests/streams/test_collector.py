@@ -47,12 +47,13 @@ def auth(key: str = WRITE_KEY) -> dict[str, str]:
     return {"Authorization": aiohttp.encode_basic_auth(key)}
 
 
-async def produced(bootstrap: str, topic: str) -> Produced:
-    """Every message of the topic: read until each partition's fetched high watermark.
+async def produced(bootstrap: str, topic: str, count: int = PARTITIONS) -> Produced:
+    """Every message of the topic (``count`` partitions): read until each partition's
+    fetched high watermark.
 
     (Tansu's ListOffsets answer is unreliable; the watermark in fetch responses is right.)
     """
-    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    partitions = [TopicPartition(topic, p) for p in range(count)]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 fetch_max_wait_ms=20)
     await consumer.start()
