@@ -110,8 +110,9 @@ def event_from_params(event_type: str, params: Mapping[str, str]) -> dict[str, A
     if event_type not in EVENT_TYPES:
         raise PixelError("unknown_type")
     event: dict[str, Any] = {}
-    for name, value in params.items():
-        path = _path(name)
+    for raw_name, value in params.items():
+        # "&amp;" left encoded in a URL taken from HTML by a careless mailer: "amp;userId".
+        path = _path(raw_name.removeprefix("amp;"))
         if len(path) > MAX_PARAM_DEPTH or any(not part for part in path):
             raise PixelError("bad_parameter_name")
         node = event

@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from attribution.policy import ConfigError
 from streams.collector.bots import BotFilter
-from streams.collector.pixel import PixelError, decode_data, event_from_data, event_from_query
+from streams.collector.pixel import (
+    PixelError,
+    decode_data,
+    event_from_data,
+    event_from_params,
+    event_from_query,
+)
 from streams.collector.privacy import hash_email, looks_like_email, scrub_event, truncate_ip
 from streams.collector.ratelimit import RateLimiter
 from streams.collector.settings import CollectorSettings, RateLimit
@@ -146,6 +152,22 @@ def test_event_from_data_checks_type_and_presence() -> None:
         with pytest.raises(PixelError) as caught:
             event_from_data(event_type, value)
         assert caught.value.reason == reason
+
+
+def test_unencoded_pixel_parameters_nest_by_dotted_or_bracketed_names() -> None:
+    event = event_from_params("track", {"a.b.c": "1", "a[b][d]": "2", "e": "3"})
+    assert event == {"a": {"b": {"c": "1", "d": "2"}}, "e": "3", "type": "track"}
+    for params in ({"a.b": "1", "a": "2"}, {"a": "1", "a.b": "2"}, {"a..b": "1"},
+                   {".".join(["x"] * 17): "1"}):
+        with pytest.raises(PixelError):
+            event_from_params("track", params)
+    with pytest.raises(PixelError):
+        event_from_params("bogus", {})
+
+
+def test_data_may_be_plain_json_as_segment_allows() -> None:
+    assert event_from_data("track", '{"userId": "u", "event": "E"}') == {
+        "userId": "u", "event": "E", "type": "track"}
 
 
 def test_plain_pixel_query_becomes_a_wire_event() -> None:
