@@ -75,6 +75,26 @@ async def test_bad_events_are_refused_one_by_one_with_reasons_and_good_ones_land
 GOOD_JSON = [orjson.dumps(event) for event in GOOD]
 
 
+@pytest.mark.parametrize("depth", [11, 255, 256, 300, 1000])
+@pytest.mark.parametrize("field", ["properties", "traits", "context", "integrations",
+                                   "somethingElse"])
+async def test_deep_nesting_in_any_field_is_that_events_rejection(
+        collector: RunningCollector, http: aiohttp.ClientSession, broker: EmbeddedBroker,
+        topic: str, field: str, depth: int) -> None:
+    """Was 500 past 255 levels (orjson's limit, in the size check) and the whole batch lost;
+    integrations and unknown fields were not bounded at all."""
+    deep = b'{"k":' * depth + b"1" + b"}" * depth
+    bad = b'{"type": "page", "anonymousId": "deep", "%b": %b}' % (field.encode(), deep)
+    payload = b'{"batch": [' + b", ".join([GOOD_JSON[0], bad, GOOD_JSON[1]]) + b"]}"
+    status, _, body = await post(http, f"{collector.url}/v1/batch", payload, auth())
+    assert (status, body["accepted"]) == (200, 2), body
+    [(index, errors)] = [(r["index"], r["errors"]) for r in body["rejected"]]
+    assert index == 1 and errors[0]["field"] == field
+    assert errors[0]["reason"] == "nested deeper than 10 levels"
+    landed = [e["anonymousId"] for e in all_events(await produced(broker.bootstrap, topic))]
+    assert sorted(landed) == ["good-1", "good-2"]
+
+
 @pytest.mark.parametrize(("element", "reason"), [
     (b"[" * 100_000 + b"]" * 100_000, "nested deeper than"),  # past orjson's 1024 levels
     (b'{"type": "page", "anonymousId": "\xff\xfe"}', "not valid JSON"),  # not UTF-8
