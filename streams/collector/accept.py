@@ -63,10 +63,13 @@ class Request:
     ip: str | None
     agent: str | None
     event_type: str | None  # set by single-call endpoints (/v1/track, ...)
+    received_at: str = ""  # ``received`` as the wire writes it
 
-    @property
-    def received_at(self) -> str:
-        return utc_now_iso(self.received)
+    @classmethod
+    def of(cls, source: str, ip: str | None, agent: str | None, event_type: str | None
+           ) -> Request:
+        received = datetime.now(UTC)
+        return cls(source, received, ip, agent, event_type, utc_now_iso(received))
 
 
 def derived_message_id(raw: dict[str, Any], source: str) -> str | None:
@@ -153,9 +156,8 @@ async def accept_events(state: CollectorState, http: web.Request, raws: list[Any
                         source: str, event_type: str | None) -> Outcome:
     """Check, enrich and produce; 503 (RequestError) unless the broker took everything."""
     partitions = await ensure_topics(state)
-    request = Request(source=source, received=datetime.now(UTC),
-                      ip=client_ip(http, state.settings.trust_forwarded_for),
-                      agent=http.headers.get("User-Agent"), event_type=event_type)
+    request = Request.of(source, client_ip(http, state.settings.trust_forwarded_for),
+                         http.headers.get("User-Agent"), event_type)
     outcome = Outcome()
     keyed: list[tuple[str, bytes]] = []
     for index, raw in enumerate(raws):

@@ -17,7 +17,7 @@ from attribution.policy import ConfigError
 from schemas.wire import EventRejected, parse_event
 from streams.collector.accept import derived_message_id
 from streams.collector.bots import BotFilter
-from streams.collector.bounds import MAX_EVENT_DEPTH, nesting, too_deep_field
+from streams.collector.bounds import MAX_EVENT_DEPTH, deeper_than, nesting, too_deep_field
 from streams.collector.decode import Unreadable, read_batch
 from streams.collector.pixel import (
     PixelError,
@@ -400,3 +400,16 @@ def test_a_refused_batch_splits_into_the_same_events_with_the_bad_one_marked(
 ])
 def test_a_body_with_broken_structure_is_not_split(body: bytes) -> None:
     assert read_batch(body) is None
+
+
+@settings(deadline=None)
+@given(st.recursive(st.none() | st.integers(), lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=40),
+       st.integers(0, 12))
+def test_deeper_than_agrees_with_the_count(value: Any, limit: int) -> None:
+    assert deeper_than(value, limit) == (nesting(value, 1000) > limit)
+
+
+def test_deeper_than_stops_at_its_limit_whatever_the_depth() -> None:
+    deep = nested_dict(100_000)  # far past the interpreter's recursion limit
+    assert deeper_than(deep, 10) and not deeper_than(nested_dict(10), 10)
