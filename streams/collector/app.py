@@ -5,8 +5,8 @@ Request path for tracking calls: read the body (size and time limits, gzip, see
 per event: checks, enrichment, privacy scrub, validation and encoding (``accept``) ->
 one envelope per target partition -> produce and wait for the broker's ack -> answer.
 
-Answers, as the SDKs read them (segment-analytics-python, rudder-sdk-python and
-analytics.js retry 5xx, 408 and 429, and drop other 4xx): 200 once the broker has
+Answers, as the SDKs read them (segment-analytics-python and analytics.js retry 5xx, 408
+and 429 and drop other 4xx; rudder-sdk-python drops 408 too): 200 once the broker has
 acknowledged every stored event, invalid events of a batch listed in ``rejected`` (as
 Segment: 200, the invalid events dropped); 400 for bad JSON and oversize bodies (Segment's
 codes), 401 for an unknown write key, 408 for a body that does not arrive in time, 429
@@ -120,7 +120,9 @@ async def handle_single(request: web.Request) -> web.Response:
 async def handle_batch(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
-        body, batch = parse_batch(await _body(request, state, state.settings.max_batch_bytes))
+        known_key = state.source_of(basic_auth_user(request)) is not None
+        body, batch = parse_batch(await _body(request, state, state.settings.max_batch_bytes),
+                                  split=known_key)
         write_key, source = _write_key_source(state, request, body)
         # Fields SDKs put once on the batch apply to every event that lacks them.
         defaults = {f: body[f] for f in BATCH_DEFAULT_FIELDS if f in body}

@@ -200,3 +200,18 @@ async def test_health_and_metrics_expose_no_personal_data(
         assert resp.status == 200, path
         for secret in ("anon-personal-77", "user-secret-88", "jane", "Jane", "198.51.100"):
             assert secret not in text, (path, secret)
+
+
+async def test_only_a_known_write_key_in_the_header_gets_a_refused_batch_split(
+        collector: RunningCollector, http: aiohttp.ClientSession) -> None:
+    """Splitting costs up to ~100x a parse: a client that has not shown a key in the
+    header (writeKey in the body, or an unknown key) gets Segment's whole-body 400."""
+    bad = b'{"type": "page", "anonymousId": "n", "properties": {"v": NaN}}'
+    events = b'{"batch": [' + GOOD_JSON[0] + b", " + bad + b"]"
+    status, _, body = await post(http, f"{collector.url}/v1/batch",
+                                 events + b', "writeKey": "wk-web"}')
+    assert (status, body["code"]) == (400, "bad_json")
+    status, _, body = await post(http, f"{collector.url}/v1/batch", events + b"}", auth("nope"))
+    assert (status, body["code"]) == (400, "bad_json")
+    status, _, body = await post(http, f"{collector.url}/v1/batch", events + b"}", auth())
+    assert (status, body["accepted"]) == (200, 1)
