@@ -12,8 +12,11 @@ Two parts:
 
 * :func:`forbid_topic_auto_creation` makes every aiokafka client of the process (the
   collector's producer, Faust's consumers and producers) ask for metadata without
-  auto-creation, so a missing topic stays missing and writes to it fail. Topics are only
-  ever created explicitly, from ``streams.topics.topic_specs`` (``prepare``).
+  auto-creation, so a missing topic stays missing: writes to it fail once the client has
+  refreshed its metadata (before that, Tansu acknowledges them at offset 0 and keeps
+  nothing; the collector checks the topic after such an acknowledgement). Topics are only
+  created explicitly: the pipeline's from ``streams.topics.topic_specs`` (``prepare``),
+  Faust's changelog and leader topics by Faust's own CreateTopics at worker start.
 * :func:`partition_counts` asks the broker (without creating anything) what it has, and
   :func:`problems` compares that with the declaration. The collector keeps a
   :class:`TopicWatch` (503 and a failing /readyz while a topic is wrong); a worker checks
