@@ -53,7 +53,7 @@ WRITE_KEY = "bench-key"
 CONFIG = f"""
 [collector]
 write_keys = {{ "{WRITE_KEY}" = "bench" }}
-email_salt = "bench"
+email_secret = "bench-email-secret-0123"
 rate_limit = {{ events_per_second = 1e9, burst = 1000000000 }}
 
 [stream]

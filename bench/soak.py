@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import (
@@ -155,7 +154,7 @@ class Soak:
             await sampler
 
     async def produce(self, events: Iterator[Event]) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0)
+        producer = kafka_producer(self.bootstrap, linger_ms=0)
         await producer.start()
         topic, partitions = self.settings.topic("events"), self.settings.partitions
         per_tick = max(1, round(self.rate * TICK_SECONDS))

@@ -28,13 +28,14 @@ from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import WORK, Scale, cpu_seconds, machine, machine_line, say, table
 from bench.common import write_section as write
 from streams.broker import EmbeddedBroker, patch_faust_for_tansu
 from streams.envelope import encode_envelope
 from streams.loader import produce_events
+from streams.producer import kafka_producer
 from streams.routing import group_by_partition
 from streams.runner import Workers
 from streams.settings import StreamSettings, stream_settings
@@ -73,7 +74,7 @@ def _send(bootstrap: str, settings: StreamSettings, events: Sequence[Event]) -> 
 async def _paced(bootstrap: str, settings: StreamSettings, events: Sequence[Event],
                  rate: float, limit: float) -> dict[str, float]:
     """Send at `rate` events/s in 50 ms ticks for at most `limit` seconds; messageId -> sent."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    producer = kafka_producer(bootstrap, linger_ms=0)
     await producer.start()
     sent: dict[str, float] = {}
     per_tick = max(1, int(rate / 20))

@@ -47,8 +47,9 @@ def collector(
     log_format: LogFormatOpt = None,
 ) -> None:
     """Run the Segment-compatible collector alone against a broker (scale out behind a
-    load balancer). Creates the stream's topics if they are missing. SIGHUP re-reads
-    --config (write keys, CORS, bots, limits). Serves /metrics, /healthz, /readyz too."""
+    load balancer). Creates the stream's topics if they are missing. Needs the email
+    secret ([collector] email_secret_env). SIGHUP re-reads --config (write keys, CORS,
+    bots, limits). Serves /metrics, /healthz, /readyz too."""
     from streams.broker import broker_from_env
     from streams.logs import setup_logging
 
@@ -60,7 +61,8 @@ def collector(
     if not isinstance(bootstrap, str) or not bootstrap:
         raise typer.BadParameter("give --broker, set KAFKA_BROKER or [collector] bootstrap "
                                  "(`attribution run` starts an embedded broker)")
-    settings = _settings(loaded, stream, bootstrap, host, port, write_key)
+    secret = _email_secret(loaded, embedded=False, warehouse=None)
+    settings = _settings(loaded, stream, bootstrap, host, port, write_key, secret)
     _prepare_topics(bootstrap, stream)
     failure = _serve(settings, _reloader(config, bootstrap, host, port, write_key), None)
     if failure is not None:
@@ -84,10 +86,13 @@ def run(
     within 10 s of starting, `run` stops with an error."""
     import signal
 
+    from streams.broker import broker_from_env
     from streams.runner import Workers, default_workers, kafka
 
     text = read_config_text(config)
     loaded, stream = _load(text)
+    secret = _email_secret(loaded, embedded=broker_from_env(broker) is None,
+                           warehouse=warehouse)
     # Until the collector serves, a SIGTERM unwinds like Ctrl-C (through the cleanups below).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     warehouse.mkdir(parents=True, exist_ok=True)
@@ -97,7 +102,7 @@ def run(
         with kafka(broker) as (bootstrap, embedded), worker_log.open("ab") as log:
             if embedded is not None:
                 err.print(f"embedded Kafka-compatible broker (Tansu) on {bootstrap}")
-            settings = _settings(loaded, stream, bootstrap, host, port, write_key)
+            settings = _settings(loaded, stream, bootstrap, host, port, write_key, secret)
             _prepare_topics(bootstrap, stream)
             pool = Workers(bootstrap, warehouse, config, log=log)
             try:
@@ -150,9 +155,28 @@ def _load(text: str | None) -> tuple[Config, StreamSettings]:
         raise typer.Exit(2) from None
 
 
+def _email_secret(loaded: Config, *, embedded: bool, warehouse: str | Path | None
+                  ) -> str | None:
+    """The email secret (streams.collector.secret), resolved once before anything starts;
+    exit 2 with what to configure when there is none."""
+    from streams.collector import CollectorSettings
+    from streams.collector.secret import resolve_email_secret
+
+    try:
+        section = CollectorSettings.from_section(loaded.collector)
+        return resolve_email_secret(section, embedded_broker=embedded,
+                                    warehouse=warehouse).email_secret
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
 def _settings(loaded: Config, stream: StreamSettings, bootstrap: str, host: str | None,
-              port: int | None, write_key: str | None) -> CollectorSettings:
-    """[collector] settings with the command line's overrides; the topic is the stream's."""
+              port: int | None, write_key: str | None, secret: str | None = None
+              ) -> CollectorSettings:
+    """[collector] settings with the command line's overrides; the topic and its partition
+    count are the stream's; ``secret`` the resolved email secret (None: keep the running
+    one, on a reload)."""
     from streams.collector import CollectorSettings
 
     raw: dict[str, Any] = {**loaded.collector, "bootstrap": bootstrap}
@@ -161,6 +185,13 @@ def _settings(loaded: Config, stream: StreamSettings, bootstrap: str, host: str 
         err.print(f"[red][collector] topic {raw['topic']!r} is not the stream's events topic "
                   f"{events!r}; set [stream] topic_prefix instead[/red]")
         raise typer.Exit(2)
+    if raw.setdefault("partitions", stream.partitions) != stream.partitions:
+        err.print(f"[red][collector] partitions {raw['partitions']!r} differs from [stream] "
+                  f"partitions {stream.partitions}; leave it out[/red]")
+        raise typer.Exit(2)
+    if secret is not None:
+        raw.pop("email_secret_env", None)
+        raw["email_secret"] = secret
     if host is not None:
         raw["host"] = host
     if port is not None:

@@ -58,6 +58,7 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=False,  # every topic is created from its spec (streams.topics)
+        topic_disable_leader=True,  # no leader timers: nor its `__assignor-__leader` topic
         broker_session_timeout=settings.session_timeout.total_seconds(),
         broker_heartbeat_interval=max(settings.session_timeout.total_seconds() / 10, 0.5),
         broker_commit_every=1000,

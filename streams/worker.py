@@ -18,6 +18,11 @@ from streams.health import OpsServer
 from streams.logs import LogFormat, logging_config
 from streams.metrics import WorkerMetrics
 from streams.settings import StreamSettings, stream_settings
+from streams.topic_guard import (
+    TopicGuardService,
+    forbid_topic_auto_creation,
+    require_declared_topics,
+)
 from streams.topics import source_topics, topic_names, topic_specs
 from streams.watchdog import EXIT_STALLED, StallWatchdog
 
@@ -35,12 +40,15 @@ def run_worker(bootstrap: str, warehouse: Path, config_text: str | None,
     config = load_config(config_text)
     settings = stream_settings(config.stream, **overrides)
     prepare(bootstrap, settings)
+    forbid_topic_auto_creation()  # Faust's clients too: a lost topic must stay lost, loudly
+    require_declared_topics(bootstrap, topic_specs(settings))  # else: SystemExit, the reason
     metrics = WorkerMetrics()
     app = create_app(settings, config, channel_rules(config), bootstrap, warehouse, metrics)
     ops = OpsServer(app, metrics, settings.ops_host, settings.ops_port, warehouse)
     watchdog = StallWatchdog(app, metrics, bootstrap, source_topics(settings),
                              settings.stall_seconds)
-    worker = faust.Worker(app, ops, watchdog, loglevel=loglevel, quiet=True,
+    guard = TopicGuardService(bootstrap, topic_specs(settings), metrics.registry)
+    worker = faust.Worker(app, ops, watchdog, guard, loglevel=loglevel, quiet=True,
                           logging_config=logging_config(log_format, loglevel))
     # Faust's terminal spinner would set the root logger to DEBUG (filtering in its handler),
     # so every send built a debug record only to drop it: 3% of a busy worker (py-spy).

@@ -241,10 +241,9 @@ def landing_messages(parsed: ParsedSpend, partitions: int, max_rows: int,
 async def produce_spend(bootstrap: str, topic: str, parsed: ParsedSpend,
                         max_rows: int = 1000) -> int:
     """Send the rows onto the landing topic (the stream's sink lands them); returns messages."""
-    from aiokafka import AIOKafkaProducer
+    from streams.producer import kafka_producer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                max_request_size=8 * 1024 * 1024)
+    producer = kafka_producer(bootstrap)
     await producer.start()
     try:
         partitions = await producer.partitions_for(topic)

@@ -1,6 +1,6 @@
 """Segment-compatible HTTP collector and tracking pixel, producing envelopes to Kafka."""
 
-from streams.collector.app import STATE, CollectorState, create_app
+from streams.collector.app import create_app
 from streams.collector.producer import BrokerUnavailable, EnvelopeProducer, EnvelopeSink
 from streams.collector.server import (
     RunningCollector,
@@ -10,6 +10,7 @@ from streams.collector.server import (
     start,
 )
 from streams.collector.settings import CollectorSettings, RateLimit
+from streams.collector.state import STATE, CollectorState
 from streams.collector.stats import CollectorStats
 
 __all__ = [

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 MEMO_SIZE = 10_000
+MEMO_AGENT_CHARS = 512  # longer agents are searched every time: the memo stays small
 
 
 class BotFilter:
@@ -19,9 +20,11 @@ class BotFilter:
             return False
         known = self._memo.get(user_agent)
         if known is None:
-            if len(self._memo) >= MEMO_SIZE:
-                self._memo.clear()
-            known = self._memo[user_agent] = self._pattern.search(user_agent) is not None
+            known = self._pattern.search(user_agent) is not None
+            if len(user_agent) <= MEMO_AGENT_CHARS:
+                if len(self._memo) >= MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[user_agent] = known
         return known
 
     def event_is_bot(self, event: dict[str, Any], request_user_agent: str | None) -> bool:

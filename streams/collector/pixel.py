@@ -1,7 +1,15 @@
 """Tracking pixels: the 1x1 GIF answer and turning pixel requests into wire events.
 
-Two forms, as in Segment: ``/v1/pixel/<type>?data=<base64 JSON event>`` and a plain
-``/p.gif?event=...&anonymousId=...&utm_source=...`` for emails and ad impressions.
+Segment's pixel API, ``/v1/pixel/<type>``, in the forms its documentation gives:
+
+* ``?data=<base64 JSON event>`` (standard or URL-safe alphabet, padding optional);
+* ``?data=<JSON event>``, URL-encoded but not base64 ("the base64 encoding is optional");
+* no ``data``: the event's fields as query parameters, nested ones by dotted names, e.g.
+  ``?writeKey=K&userId=u&event=Email%20Opened&properties.subject=The%20Daily``
+  (``properties[subject]`` is read the same way). Values stay strings.
+
+And a plain ``/p.gif?event=...&anonymousId=...&utm_source=...`` for emails and ad
+impressions, whose UTM parameters become ``context.campaign``.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ UTM_FIELDS = {
 ID_FIELDS = ("anonymousId", "userId", "messageId", "groupId", "timestamp")
 PAGE_FIELDS = {"url": "url", "referrer": "referrer", "title": "title", "path": "path"}
 CONTROL_FIELDS = frozenset({"writeKey", "type", "event", "name", "data"})
+# Nesting a dotted parameter name may ask for; the collector bounds events again later.
+MAX_PARAM_DEPTH = 16
 
 
 class PixelError(ValueError):
@@ -64,12 +74,56 @@ def decode_data(data: str) -> dict[str, Any]:
     return event
 
 
+def decode_json_data(data: str) -> dict[str, Any]:
+    """The ``data`` parameter as plain (URL-decoded) JSON."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise PixelError("bad_json") from None
+    if not isinstance(event, dict):
+        raise PixelError("not_an_object")
+    return event
+
+
 def event_from_data(event_type: str, data: str | None) -> dict[str, Any]:
     if event_type not in EVENT_TYPES:
         raise PixelError("unknown_type")
     if not data:
         raise PixelError("missing_data")
-    event = decode_data(data)
+    # Base64 never starts with "{" (it is not in either alphabet): JSON sent as it is.
+    event = decode_json_data(data) if data.lstrip().startswith("{") else decode_data(data)
+    event["type"] = event_type
+    return event
+
+
+def _path(name: str) -> list[str]:
+    """``properties.subject`` and ``properties[subject]`` -> ["properties", "subject"]."""
+    if "[" in name and name.endswith("]"):
+        head, _, rest = name.partition("[")
+        return [head, *rest[:-1].split("][")]
+    return name.split(".")
+
+
+def event_from_params(event_type: str, params: Mapping[str, str]) -> dict[str, Any]:
+    """Segment's unencoded pixel: the event's fields as query parameters, nested fields by
+    dotted (or bracketed) names. A name that is both a value and a parent is refused."""
+    if event_type not in EVENT_TYPES:
+        raise PixelError("unknown_type")
+    event: dict[str, Any] = {}
+    for raw_name, value in params.items():
+        # "&amp;" left encoded in a URL taken from HTML by a careless mailer: "amp;userId".
+        path = _path(raw_name.removeprefix("amp;"))
+        if len(path) > MAX_PARAM_DEPTH or any(not part for part in path):
+            raise PixelError("bad_parameter_name")
+        node = event
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise PixelError("conflicting_parameters")
+            node = child
+        if isinstance(node.get(path[-1]), dict):
+            raise PixelError("conflicting_parameters")
+        node[path[-1]] = value
     event["type"] = event_type
     return event
 

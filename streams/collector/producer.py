@@ -1,8 +1,9 @@
 """Produce request envelopes to Kafka; acknowledge only what the broker acknowledged.
 
 Envelopes go to explicit partitions (one envelope per target partition, see
-``streams.routing``); the topic's partition count comes from the broker's metadata
-and is cached per connection.
+``streams.routing``) of a topic whose partition count the collector checks against its
+declaration (``streams.topic_guard``): ``describe`` asks the broker without ever
+creating a topic, and every aiokafka client of the process is kept from creating one.
 
 The collector keeps no local buffer: a request is answered 200 only after every one of
 its envelopes is acked by the broker (acks=all). A broker that is down or slow surfaces
@@ -16,17 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
+
+from streams.producer import kafka_producer
+from streams.topic_guard import TopicCheckFailed, forbid_topic_auto_creation, partition_counts
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES = 8 * 1024 * 1024  # a 500 KB batch grows by enrichment; stay well above it
-MAX_BATCH_BYTES = 1024 * 1024
 
 
 class BrokerUnavailable(Exception):
@@ -36,11 +39,13 @@ class BrokerUnavailable(Exception):
 class EnvelopeSink(Protocol):
     """What the HTTP side needs from a producer (lets a test or an embedding swap it)."""
 
-    async def partitions(self, topic: str) -> int: ...
+    async def describe(self, topics: Sequence[str]) -> dict[str, int | None]: ...
 
-    async def send_all(self, topic: str, messages: Sequence[tuple[int, bytes]]) -> None: ...
+    async def send_all(self, topic: str, messages: Sequence[tuple[int, bytes]]) -> bool: ...
 
     async def ready(self) -> bool: ...
+
+    def on_connect(self, callback: Callable[[], None]) -> None: ...
 
 
 class EnvelopeProducer:
@@ -59,18 +64,26 @@ class EnvelopeProducer:
         self._backoff = reconnect_backoff.total_seconds()
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
-        self._partitions: dict[str, int] = {}  # topic -> partition count, per connection
         self._last_failure: float | None = None
         self._lock = asyncio.Lock()
+        self._connect_callbacks: list[Callable[[], None]] = []
+        self._last_offsets: dict[tuple[str, int], int] = {}  # the latest ack per partition
+        forbid_topic_auto_creation()
+
+    def on_connect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after each (re)connect and each failed produce: the broker
+        may be another one now (restarted empty), so what it holds must be checked."""
+        self._connect_callbacks.append(callback)
+
+    def _connection_changed(self) -> None:
+        for callback in self._connect_callbacks:
+            callback()
 
     def _new_producer(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
+        return kafka_producer(
+            self.bootstrap,
             client_id=self._client_id,
-            acks="all",
-            linger_ms=1,  # let concurrent requests share a produce request
-            max_batch_size=MAX_BATCH_BYTES,
-            max_request_size=MAX_REQUEST_BYTES,
+            linger_ms=1,  # let concurrent requests share a produce request, answer fast
             request_timeout_ms=max(1000, int(self._produce_timeout * 1000)),
         )
 
@@ -101,41 +114,54 @@ class EnvelopeProducer:
                 raise BrokerUnavailable(f"broker {self.bootstrap} unreachable") from exc
             self._producer = producer
             self._last_failure = None
+            self._connection_changed()
             return producer
 
-    async def partitions(self, topic: str) -> int:
-        """The topic's partition count from the broker's metadata (asked once per topic)."""
-        count = self._partitions.get(topic)
-        if count is not None:
-            return count
-        producer = await self._connected()
+    async def describe(self, topics: Sequence[str]) -> dict[str, int | None]:
+        """Each topic's partition count on the broker (None: missing), never creating one;
+        TopicCheckFailed when the broker cannot answer."""
         try:
-            found = await asyncio.wait_for(producer.partitions_for(topic), self._produce_timeout)
-        except (KafkaError, TimeoutError) as exc:
-            log.warning("no metadata for topic %s: %r", topic, exc)
-            raise BrokerUnavailable(f"no partitions known for topic {topic!r}") from exc
-        if not found:
-            raise BrokerUnavailable(f"no partitions known for topic {topic!r}")
-        self._partitions[topic] = count = len(found)
-        return count
+            producer = await self._connected()
+        except BrokerUnavailable as exc:
+            raise TopicCheckFailed(str(exc)) from exc
+        try:
+            return await asyncio.wait_for(partition_counts(producer.client, topics),
+                                          self._ready_timeout)
+        except TimeoutError as exc:
+            raise TopicCheckFailed("metadata request timed out") from exc
 
-    async def send_all(self, topic: str, messages: Sequence[tuple[int, bytes]]) -> None:
-        """Send (partition, value) messages and wait until the broker acked every one."""
+    async def send_all(self, topic: str, messages: Sequence[tuple[int, bytes]]) -> bool:
+        """Send (partition, value) messages and wait until the broker acked every one.
+
+        True when an ack looks like the start of a partition's log (offset 0, or not past
+        an offset acked before): trust it only once the topic is checked. Tansu acks
+        writes to a topic that does not exist (it restarted empty) at offset 0 and keeps
+        nothing; a legitimate offset 0 happens once in a partition's life.
+        """
         if not messages:
-            return
+            return False
         producer = await self._connected()
 
-        async def produce() -> None:
+        async def produce() -> list[RecordMetadata]:
             futures = [await producer.send(topic, value=value, partition=partition)
                        for partition, value in messages]
-            await asyncio.gather(*futures)
+            return list(await asyncio.gather(*futures))
 
         try:
-            await asyncio.wait_for(produce(), self._produce_timeout)
-        except (KafkaError, TimeoutError) as exc:
+            acks = await asyncio.wait_for(produce(), self._produce_timeout)
+        except (KafkaError, TimeoutError, AssertionError) as exc:
+            # AssertionError: aiokafka's check of the partition against metadata that
+            # changed under it (the topic was re-created with fewer partitions).
+            self._connection_changed()
             log.warning("produce to %s failed: %r", topic, exc)
             message = f"broker did not acknowledge within {self._produce_timeout:g}s"
             raise BrokerUnavailable(message) from exc
+        suspicious = False
+        for ack in acks:
+            last = self._last_offsets.get((topic, ack.partition), -1)
+            suspicious = suspicious or ack.offset <= last or ack.offset == 0
+            self._last_offsets[(topic, ack.partition)] = ack.offset
+        return suspicious
 
     async def ready(self) -> bool:
         """Broker reachable: a metadata fetch answers within the ready timeout."""
@@ -147,7 +173,6 @@ class EnvelopeProducer:
         return True
 
     async def stop(self) -> None:
-        self._partitions.clear()
         producer, self._producer = self._producer, None
         if producer is not None:
             await _quietly_stop(producer)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from streams.collector.app import STATE, CollectorState, create_app
+from streams.collector.connections import ConnectionGate, listen
 from streams.collector.producer import EnvelopeProducer, EnvelopeSink
 from streams.collector.settings import CollectorSettings
 
@@ -23,9 +24,13 @@ class RunningCollector:
     url: str  # e.g. "http://127.0.0.1:8088"
     runner: web.AppRunner
     state: CollectorState
+    listening: asyncio.Server
+    gate: ConnectionGate
 
     async def stop(self) -> None:
+        self.listening.close()  # no new connections; then open ones are finished and closed
         await self.runner.cleanup()
+        await self.listening.wait_closed()
 
 
 def producer_for(settings: CollectorSettings) -> EnvelopeProducer:
@@ -38,16 +43,26 @@ def producer_for(settings: CollectorSettings) -> EnvelopeProducer:
 
 
 async def start(settings: CollectorSettings, producer: EnvelopeSink) -> RunningCollector:
-    """Serve ``create_app`` on settings.host:port (port 0: any free port)."""
+    """Serve ``create_app`` on settings.host:port (port 0: any free port), with the slow
+    client bounds of ``streams.collector.connections``."""
     app = create_app(settings, producer)
+    state = app[STATE]
     # Bodies are inflated by the app itself, with its own decompressed-size limit.
-    runner = web.AppRunner(app, access_log=None, auto_decompress=False)
+    runner = web.AppRunner(app, access_log=None, auto_decompress=False,
+                           keepalive_timeout=settings.header_timeout.total_seconds())
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    try:
+        listening, gate = await listen(runner, settings.host, settings.port,
+                                       settings.max_connections, settings.retry_after_seconds,
+                                       state.stats.refused_connection)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    state.stats.open_connections.set_function(lambda: gate.open())
+    host, port = listening.sockets[0].getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    return RunningCollector(url=f"http://{shown}:{port}", runner=runner, state=app[STATE])
+    return RunningCollector(url=f"http://{shown}:{port}", runner=runner, state=state,
+                            listening=listening, gate=gate)
 
 
 async def serve(

@@ -11,9 +11,18 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from attribution.policy import ConfigError, Duration
+
+MIN_SECRET_CHARS = 16
 
 # Case-insensitive regular expressions matched against a user agent. Generic words like
 # "bot" are left out on purpose: they also match phone brands ("Cubot") and SDK names.
@@ -51,7 +60,12 @@ class CollectorSettings(BaseModel):
     public_url: str | None = None
     write_keys: dict[str, str] = Field(default_factory=dict)  # write key -> source name
     cors_origins: list[str] = Field(default_factory=list)  # exact origins, or "*"
-    email_salt: str | None = None  # None: a random salt per start (hashes not stable)
+    # Key of the HMAC-SHA-256 that pseudonymises email addresses. Every collector of a
+    # deployment needs the same one, for ever: a new key splits every person in two.
+    # Give it here, or name the environment variable that holds it (production), see
+    # streams.collector.secret for what happens when neither is set.
+    email_secret: str | None = Field(default=None, min_length=MIN_SECRET_CHARS)
+    email_secret_env: str | None = Field(default=None, min_length=1)
     hash_emails: bool = True
     bot_user_agents: list[str] = Field(default_factory=lambda: list(DEFAULT_BOT_USER_AGENTS))
     extra_bot_user_agents: list[str] = Field(default_factory=list)
@@ -60,6 +74,11 @@ class CollectorSettings(BaseModel):
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     bootstrap: str = "127.0.0.1:9092"
     topic: str = Field(default="attribution.events", min_length=1)
+    # The topic's declared partition count (the commands set it from [stream] partitions);
+    # None: whatever the broker reports first, then checked like a declared one.
+    partitions: int | None = Field(default=None, ge=1)
+    # How often the topic is checked against its declaration besides (re)connects.
+    topic_check_interval: Duration = timedelta(seconds=5)
     produce_timeout: Duration = timedelta(seconds=5)
     ready_timeout: Duration = timedelta(seconds=2)
     # How long a failed broker connection is trusted before the next attempt.
@@ -67,6 +86,13 @@ class CollectorSettings(BaseModel):
     retry_after_seconds: int = Field(default=5, ge=1)
     # Behind a reverse proxy: take the client address from X-Forwarded-For.
     trust_forwarded_for: bool = False
+    # Slow clients: a connection must deliver a request's headers within header_timeout
+    # (of connecting, or of the previous answer on a kept-alive connection; it is also the
+    # idle keep-alive limit) and its body within body_timeout (then 408). Beyond
+    # max_connections open connections, a new one gets 503 and is closed.
+    header_timeout: Duration = timedelta(seconds=10)
+    body_timeout: Duration = timedelta(seconds=30)
+    max_connections: int = Field(default=1024, ge=1)
 
     @field_validator("bot_user_agents", "extra_bot_user_agents")
     @classmethod
@@ -95,13 +121,28 @@ class CollectorSettings(BaseModel):
         except ValidationError as exc:
             raise ConfigError.from_validation("[collector] settings", exc, "collector") from None
 
+    @field_validator("header_timeout", "body_timeout", "topic_check_interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> CollectorSettings:
+        if self.email_secret is not None and self.email_secret_env is not None:
+            raise ValueError("give email_secret or email_secret_env, not both")
+        return self
+
     def with_defaults_filled(self, source: str = "default") -> CollectorSettings:
-        """A copy with a random write key (when none is configured) and salt (when unset)."""
+        """A copy with a random write key when none is configured, and a random email secret
+        when none is set: for tests and embedding only; the commands resolve the secret
+        first (streams.collector.secret), so their pseudonyms are stable."""
         update: dict[str, Any] = {}
         if not self.write_keys:
             update["write_keys"] = {secrets.token_urlsafe(18): source}
-        if self.email_salt is None:
-            update["email_salt"] = secrets.token_hex(16)
+        if self.email_secret is None:
+            update["email_secret"] = secrets.token_hex(32)
         return self.model_copy(update=update) if update else self
 
     def bot_patterns(self) -> re.Pattern[str]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter as Tally
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+if TYPE_CHECKING:
+    from streams.topic_guard import TopicProblem
 
 #: Seconds; produce-and-ack to a local broker is a few ms, a slow broker up to the timeout.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -42,6 +45,23 @@ class CollectorStats:
         self._pixel_errors = Counter("attribution_collector_pixel_errors",
                                      "Pixels that produced nothing, by reason", ["reason"],
                                      registry=r)
+        self._event_errors = Counter("attribution_collector_event_errors",
+                                     "Events rejected because handling them raised an "
+                                     "unforeseen exception (a bug: see the log)", registry=r)
+        self._retried = Counter("attribution_collector_retried_requests",
+                                "Requests an SDK marked as a retry (X-Retry-Count)", registry=r)
+        self.topics_ready = Gauge("attribution_collector_topics_ready",
+                                  "1 while the events topic exists with its declared "
+                                  "partitions; 0: events are refused with 503", registry=r)
+        self._topic_problems = Counter("attribution_collector_topic_problems",
+                                       "Topic checks that found the topic missing or with "
+                                       "another partition count", ["topic", "reason"],
+                                       registry=r)
+        self.open_connections = Gauge("attribution_collector_open_connections",
+                                      "HTTP connections open", registry=r)
+        self._refused_connections = Counter("attribution_collector_refused_connections",
+                                            "Connections refused (503) over max_connections",
+                                            registry=r)
 
     # --- recording ---------------------------------------------------------------------
 
@@ -62,6 +82,20 @@ class CollectorStats:
 
     def pixel_error(self, reason: str) -> None:
         self._pixel_errors.labels(_bounded(reason)).inc()
+
+    def event_error(self) -> None:
+        self._event_errors.inc()
+
+    def retried(self) -> None:
+        self._retried.inc()
+
+    def topics_checked(self, problems: list[TopicProblem]) -> None:
+        self.topics_ready.set(0 if problems else 1)
+        for problem in problems:
+            self._topic_problems.labels(_bounded(problem.topic), problem.reason).inc()
+
+    def refused_connection(self) -> None:
+        self._refused_connections.inc()
 
     # --- reading back ------------------------------------------------------------------
 

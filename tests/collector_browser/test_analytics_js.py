@@ -1,7 +1,8 @@
 """End to end in a real browser: @segment/analytics-next (from the npm registry) in headless
 Chromium, configured with only ``cdnURL`` = our collector, sends a UTM page view, an identify
 and an ``Order Completed``; the page contacts no other host, the three events reach Kafka
-scrubbed, and a stream worker lands them as a touch and a credited conversion.
+scrubbed, and a stream worker lands them as a touch and a credited conversion. And its
+retries: a 503 is retried until the event is stored, once; a 400 is not retried.
 
 Needs ``chromium`` (Debian package) and ``npm``: skipped with the reason when either is
 absent, except under CI (``CI=true``), where that is a failure (``.ci/run`` installs them).
@@ -26,7 +27,7 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.broker import EmbeddedBroker
+from streams.broker import EmbeddedBroker, TopicSpec, create_topics
 from streams.collector import CollectorSettings, producer_for, start
 from streams.collector.privacy import hash_email
 from streams.envelope import decode_envelope
@@ -38,8 +39,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 ANALYTICS_NEXT_VERSION = "1.84.3"
 WRITE_KEY = "browser-key"
-SALT = "browser-salt"
+SECRET = "browser-email-secret-0123"
 PAGE = Path(__file__).with_name("page.html")
+RETRY_PAGE = Path(__file__).with_name("retry.html")
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium")
 REPORT_TIMEOUT = 60.0  # generous bound for a cold browser start on a loaded CI machine
 
@@ -111,8 +113,9 @@ def browser_pipeline(analytics_next: Path, tmp_path_factory: pytest.TempPathFact
 class Site:
     """The shop's own web server: the page, the analytics.js files and a /report sink."""
 
-    def __init__(self, umd: Path):
+    def __init__(self, umd: Path, page: Path = PAGE):
         self.umd = umd
+        self.page_file = page
         self.collector_url = ""
         self.report: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.app = web.Application()
@@ -130,7 +133,7 @@ class Site:
         self.url = f"http://{host}:{port}"
 
     async def page(self, request: web.Request) -> web.Response:
-        html = PAGE.read_text().replace("__COLLECTOR__", self.collector_url)
+        html = self.page_file.read_text().replace("__COLLECTOR__", self.collector_url)
         return web.Response(text=html.replace("__WRITE_KEY__", WRITE_KEY), content_type="text/html")
 
     async def receive_report(self, request: web.Request) -> web.Response:
@@ -204,7 +207,7 @@ async def test_analytics_next_in_headless_chromium(
 ) -> None:
     topic = browser_pipeline.settings.topic("events")
     settings = CollectorSettings(port=0, bootstrap=browser_pipeline.bootstrap, topic=topic,
-                                 write_keys={WRITE_KEY: "web"}, email_salt=SALT,
+                                 write_keys={WRITE_KEY: "web"}, email_secret=SECRET,
                                  cors_origins=[site.url])
     producer = producer_for(settings)
     await producer.start()
@@ -239,7 +242,7 @@ async def test_analytics_next_in_headless_chromium(
     assert "HeadlessChrome" in page["context"]["userAgent"]
     identify = by_type["identify"]
     assert identify["userId"] == "user-77"
-    assert identify["traits"]["email"] == hash_email("shopper@example.com", SALT)
+    assert identify["traits"]["email"] == hash_email("shopper@example.com", SECRET)
     order = by_type["track"]
     assert order["event"] == "Order Completed" and order["properties"]["revenue"] == 99.5
     assert all(e["source"] == "web" and e["sentAt"] and e["receivedAt"] for e in by_type.values())
@@ -251,3 +254,52 @@ async def test_analytics_next_in_headless_chromium(
     assert_credited_journey(landed(browser_pipeline.warehouse, anonymous_id, "o-77"),
                             channel="Paid Search", campaign="brand", order_id="o-77",
                             value=99.5, currency="EUR", person="user-77")
+
+
+@pytest.fixture
+async def retry_site(analytics_next: Path) -> AsyncIterator[Site]:
+    shop = Site(analytics_next, RETRY_PAGE)
+    await shop.start()
+    yield shop
+    await shop.runner.cleanup()
+
+
+async def test_analytics_next_retries_a_503_until_stored_once_and_never_a_400(
+    retry_site: Site, chromium: str
+) -> None:
+    """The collector's topic is missing at first (503 with Retry-After): analytics.js retries
+    with its backoff; once the topic is created from its declaration the event is stored,
+    once. The invalid event (negative revenue) is answered 400 once and not asked again."""
+    with EmbeddedBroker() as broker:
+        topic = f"browser-retry-{uuid.uuid4().hex[:8]}"
+        settings = CollectorSettings(port=0, bootstrap=broker.bootstrap, topic=topic,
+                                     partitions=1, write_keys={WRITE_KEY: "web"},
+                                     email_secret=SECRET, cors_origins=[retry_site.url],
+                                     retry_after_seconds=1, topic_check_interval="0.2s")
+        producer = producer_for(settings)
+        await producer.start()
+        collector = await start(settings, producer)
+        retry_site.collector_url = collector.url
+        stats = collector.state.stats
+        try:
+            async with headless_chromium(chromium, retry_site.url):
+                report = await asyncio.wait_for(retry_site.report, REPORT_TIMEOUT)
+                assert report == {"queued": True}
+                deadline = asyncio.get_running_loop().time() + REPORT_TIMEOUT
+                while stats.requests[503] < 3:  # both events refused, one asked again
+                    assert asyncio.get_running_loop().time() < deadline, stats.snapshot()
+                    await asyncio.sleep(0.1)
+                await create_topics(broker.bootstrap, [TopicSpec(topic, 1)])
+                while stats.requests[200] < 1 or stats.requests[400] < 1:
+                    assert asyncio.get_running_loop().time() < deadline, stats.snapshot()
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(3)  # room for a retry that must not come
+        finally:
+            await collector.stop()
+            await producer.stop()
+        events = await topic_events(broker.bootstrap, topic, 1)
+    assert [e["messageId"] for _, e in events] == ["ajs-retry-good"]  # stored once
+    assert stats.requests[400] == 1  # the invalid event: answered once, never retried
+    assert stats.snapshot()["rejected"]
+    retried = stats.registry.get_sample_value("attribution_collector_retried_requests_total")
+    assert retried is not None and retried >= 1  # analytics.js marked its retries

@@ -81,7 +81,7 @@ def pipeline(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
 async def collector(pipeline: Pipeline) -> AsyncIterator[RunningCollector]:
     settings = CollectorSettings(
         port=0, bootstrap=pipeline.bootstrap, topic=pipeline.settings.topic("events"),
-        write_keys={SEGMENT_KEY: "web", RUDDER_KEY: "server"}, email_salt="e2e",
+        write_keys={SEGMENT_KEY: "web", RUDDER_KEY: "server"}, email_secret="e2e-email-secret-0123",
     )
     producer = producer_for(settings)
     await producer.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from streams.broker import EmbeddedBroker
@@ -71,22 +72,77 @@ async def test_bad_events_are_refused_one_by_one_with_reasons_and_good_ones_land
     assert body["accepted"] == len(batch) - len(rejected)
 
 
-@pytest.mark.parametrize(("payload", "code"), [
-    (b'{"batch": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}", "bad_json"),  # nesting bomb
-    (b'{"batch": [{"type": "page", "anonymousId": "\xff\xfe"}]}', "bad_json"),  # not UTF-8
-    (b'{"batch": [{"type": "track", "anonymousId": "a", "event": "E", '
-     b'"properties": {"revenue": NaN}}]}', "bad_json"),
-    (b'{"batch": [{"type": "track", "anonymousId": "a", "event": "E", '
-     b'"properties": {"revenue": Infinity}}]}', "bad_json"),
-    (b'{"batch": [{"type": "page", "anonymousId": "a", "properties": {"n": 1e999}}]}',
-     "bad_json"),
-])
-async def test_unparseable_bodies_are_400_and_name_the_problem(
-        collector: RunningCollector, http: aiohttp.ClientSession, payload: bytes,
-        code: str) -> None:
+GOOD_JSON = [orjson.dumps(event) for event in GOOD]
+
+
+@pytest.mark.parametrize("depth", [11, 255, 256, 300, 1000])
+@pytest.mark.parametrize("field", ["properties", "traits", "context", "integrations",
+                                   "somethingElse"])
+async def test_deep_nesting_in_any_field_is_that_events_rejection(
+        collector: RunningCollector, http: aiohttp.ClientSession, broker: EmbeddedBroker,
+        topic: str, field: str, depth: int) -> None:
+    """Was 500 past 255 levels (orjson's limit, in the size check) and the whole batch lost;
+    integrations and unknown fields were not bounded at all."""
+    deep = b'{"k":' * depth + b"1" + b"}" * depth
+    bad = b'{"type": "page", "anonymousId": "deep", "%b": %b}' % (field.encode(), deep)
+    payload = b'{"batch": [' + b", ".join([GOOD_JSON[0], bad, GOOD_JSON[1]]) + b"]}"
     status, _, body = await post(http, f"{collector.url}/v1/batch", payload, auth())
-    assert (status, body["code"]) == (400, code)
+    assert (status, body["accepted"]) == (200, 2), body
+    [(index, errors)] = [(r["index"], r["errors"]) for r in body["rejected"]]
+    assert index == 1 and errors[0]["field"] == field
+    assert errors[0]["reason"] == "nested deeper than 10 levels"
+    landed = [e["anonymousId"] for e in all_events(await produced(broker.bootstrap, topic))]
+    assert sorted(landed) == ["good-1", "good-2"]
+
+
+@pytest.mark.parametrize(("element", "reason"), [
+    (b"[" * 100_000 + b"]" * 100_000, "nested deeper than"),  # past orjson's 1024 levels
+    (b'{"type": "page", "anonymousId": "\xff\xfe"}', "not valid JSON"),  # not UTF-8
+    # What Python SDKs send for float("nan") and float("inf") (json.dumps allows them):
+    (b'{"type": "track", "anonymousId": "a", "event": "E", "properties": {"revenue": NaN}}',
+     "not valid JSON"),
+    (b'{"type": "track", "anonymousId": "a", "event": "E", "properties": {"v": Infinity}}',
+     "not valid JSON"),
+    (b'{"type": "page", "anonymousId": "a", "properties": {"n": 1e999}}', "not valid JSON"),
+])
+async def test_an_unreadable_event_is_rejected_alone_and_its_batch_lands(
+        collector: RunningCollector, http: aiohttp.ClientSession, broker: EmbeddedBroker,
+        topic: str, element: bytes, reason: str) -> None:
+    payload = b'{"batch": [' + b", ".join([GOOD_JSON[0], element, GOOD_JSON[1]]) + b"]}"
+    status, _, body = await post(http, f"{collector.url}/v1/batch", payload, auth())
+    assert status == 200, body
+    assert body["accepted"] == 2
+    [rejected] = body["rejected"]
+    assert rejected["index"] == 1 and reason in rejected["errors"][0]["reason"]
+    landed = [e["anonymousId"] for e in all_events(await produced(broker.bootstrap, topic))]
+    assert sorted(landed) == ["good-1", "good-2"]
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"batch": [{"type": "page", "anonymousId": "a"}',  # truncated
+    b'{"batch": [{"type": "page", "anonymousId": "a"},, {"type": "page"}]}',
+    b'{"batch": [{"type": "page", "anonymousId": "a"}]} trailing',
+    b'{"batch": [{"type": "page", "anonymousId": "a"}], "context": {"n": NaN}}',  # batch-wide
+    b'{"batch": {"type": "page", "anonymousId": "a", "n": NaN}}',  # no array
+    b'[' * 100_000 + b']' * 100_000,  # nesting bomb, not an object
+    b'{"batch": [' + b"[" * 100_000 + b"]" * 99_999 + b"]}",  # unbalanced
+])
+async def test_a_body_whose_structure_is_broken_is_400_bad_json(
+        collector: RunningCollector, http: aiohttp.ClientSession, payload: bytes) -> None:
+    """As Segment: bad JSON is refused whole when the events cannot be told apart."""
+    status, _, body = await post(http, f"{collector.url}/v1/batch", payload, auth())
+    assert (status, body["code"]) == (400, "bad_json"), body
     assert body["message"]
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"type": "track", "anonymousId": "a", "event": "E", "properties": {"revenue": NaN}}',
+    b'{"type": "page", "anonymousId": "\xff\xfe"}',
+])
+async def test_a_single_call_with_bad_json_is_400(
+        collector: RunningCollector, http: aiohttp.ClientSession, payload: bytes) -> None:
+    status, _, body = await post(http, f"{collector.url}/v1/track", payload, auth())
+    assert (status, body["code"]) == (400, "bad_json")
 
 
 async def test_content_types(collector: RunningCollector, http: aiohttp.ClientSession) -> None:
@@ -144,3 +200,18 @@ async def test_health_and_metrics_expose_no_personal_data(
         assert resp.status == 200, path
         for secret in ("anon-personal-77", "user-secret-88", "jane", "Jane", "198.51.100"):
             assert secret not in text, (path, secret)
+
+
+async def test_only_a_known_write_key_in_the_header_gets_a_refused_batch_split(
+        collector: RunningCollector, http: aiohttp.ClientSession) -> None:
+    """Splitting costs up to ~100x a parse: a client that has not shown a key in the
+    header (writeKey in the body, or an unknown key) gets Segment's whole-body 400."""
+    bad = b'{"type": "page", "anonymousId": "n", "properties": {"v": NaN}}'
+    events = b'{"batch": [' + GOOD_JSON[0] + b", " + bad + b"]"
+    status, _, body = await post(http, f"{collector.url}/v1/batch",
+                                 events + b', "writeKey": "wk-web"}')
+    assert (status, body["code"]) == (400, "bad_json")
+    status, _, body = await post(http, f"{collector.url}/v1/batch", events + b"}", auth("nope"))
+    assert (status, body["code"]) == (400, "bad_json")
+    status, _, body = await post(http, f"{collector.url}/v1/batch", events + b"}", auth())
+    assert (status, body["accepted"]) == (200, 1)

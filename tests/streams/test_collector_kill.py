@@ -44,7 +44,8 @@ Outcome = int | OSError  # an HTTP status, or what the connection did instead
 
 @pytest.fixture
 def pipeline(broker: EmbeddedBroker, unique_name: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(broker.bootstrap, unique_name, tmp_path)
+    running = Pipeline(broker.bootstrap, unique_name, tmp_path,
+                       extra_config='[collector]\nemail_secret = "kill-email-secret-0123"\n')
     yield running
     running.close()
 

@@ -26,6 +26,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from streams.broker import EmbeddedBroker, log_end_offsets
+from streams.collector.secret import secret_path
 from streams.routing import partition_for
 from tests.streams.test_collector_e2e import assert_credited_journey, landed
 
@@ -137,6 +138,8 @@ def test_attribution_run_collects_credits_and_stops_on_sigterm(
     ready = announced(lines, process, log)
     warehouse = Path(ready["warehouse"])
     assert warehouse == (root / "warehouse").resolve()
+    # No secret configured, embedded broker: one generated and kept for the next run.
+    assert secret_path(warehouse).is_file()
 
     now = datetime.now(UTC)
 
@@ -181,7 +184,8 @@ def test_attribution_collector_alone_creates_topics_and_routes(
     broker: EmbeddedBroker, unique_name: str, tmp_path: Path
 ) -> None:
     config = tmp_path / "collector.toml"
-    config.write_text(f'[stream]\ntopic_prefix = "{unique_name}"\npartitions = 3\n')
+    config.write_text(f'[stream]\ntopic_prefix = "{unique_name}"\npartitions = 3\n'
+                      '[collector]\nemail_secret = "alone-email-secret-0123"\n')
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "collector", "--broker", broker.bootstrap,
          "--config", str(config), "--port", "0", "--write-key", "wk-alone"],

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
+import uuid
 from typing import Any
 
 import orjson
@@ -12,8 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attribution.policy import ConfigError
+from schemas.wire import EventRejected, parse_event
+from streams.collector.accept import derived_message_id
 from streams.collector.bots import BotFilter
-from streams.collector.pixel import PixelError, decode_data, event_from_data, event_from_query
+from streams.collector.bounds import MAX_EVENT_DEPTH, deeper_than, nesting, too_deep_field
+from streams.collector.decode import Unreadable, read_batch
+from streams.collector.pixel import (
+    PixelError,
+    decode_data,
+    event_from_data,
+    event_from_params,
+    event_from_query,
+)
 from streams.collector.privacy import hash_email, looks_like_email, scrub_event, truncate_ip
 from streams.collector.ratelimit import RateLimiter
 from streams.collector.settings import CollectorSettings, RateLimit
@@ -60,11 +72,14 @@ def test_ipv6_keeps_only_the_first_48_bits(address: ipaddress.IPv6Address) -> No
 # --- emails ---------------------------------------------------------------------------------
 
 
-def test_hash_email_is_salted_sha256_of_the_normalised_address() -> None:
-    # printf 'pepperada@example.com' | sha256sum
-    expected = "f3de2501fc91c4a9ae4d4ed50bef931c9901aabe5ea36979890a69204e7eb2b1"
-    assert hash_email(" Ada@Example.COM ", "pepper") == expected
-    assert hash_email("ada@example.com", "salt") != expected
+def test_hash_email_is_hmac_sha256_of_the_normalised_address() -> None:
+    # printf 'ada@example.com' | openssl dgst -sha256 -hmac 'pepper-email-secret-0123'
+    expected = "4b0ba548d7c349e72365e7bad9eb6945aabaf17b96283fdb39028316a13f6b7a"
+    assert hash_email(" Ada@Example.COM ", "pepper-email-secret-0123") == expected
+    assert hash_email("ada@example.com", "another-email-secret-01") != expected
+    # Not the old sha256(salt + address), which anyone could recompute from a list of
+    # addresses once the salt leaked with a config file.
+    assert expected != hashlib.sha256(b"pepper-email-secret-0123ada@example.com").hexdigest()
 
 
 @settings(deadline=None)
@@ -142,6 +157,22 @@ def test_event_from_data_checks_type_and_presence() -> None:
         with pytest.raises(PixelError) as caught:
             event_from_data(event_type, value)
         assert caught.value.reason == reason
+
+
+def test_unencoded_pixel_parameters_nest_by_dotted_or_bracketed_names() -> None:
+    event = event_from_params("track", {"a.b.c": "1", "a[b][d]": "2", "e": "3"})
+    assert event == {"a": {"b": {"c": "1", "d": "2"}}, "e": "3", "type": "track"}
+    for params in ({"a.b": "1", "a": "2"}, {"a": "1", "a.b": "2"}, {"a..b": "1"},
+                   {".".join(["x"] * 17): "1"}):
+        with pytest.raises(PixelError):
+            event_from_params("track", params)
+    with pytest.raises(PixelError):
+        event_from_params("bogus", {})
+
+
+def test_data_may_be_plain_json_as_segment_allows() -> None:
+    assert event_from_data("track", '{"userId": "u", "event": "E"}') == {
+        "userId": "u", "event": "E", "type": "track"}
 
 
 def test_plain_pixel_query_becomes_a_wire_event() -> None:
@@ -245,9 +276,140 @@ def test_settings_from_section_validates_with_readable_errors() -> None:
     assert "not a regular expression" in message
 
 
-def test_defaults_fill_a_random_write_key_and_salt_once() -> None:
+def test_defaults_fill_a_random_write_key_and_secret_once() -> None:
     filled = CollectorSettings().with_defaults_filled()
-    assert len(filled.write_keys) == 1 and filled.email_salt
+    assert len(filled.write_keys) == 1 and filled.email_secret
     assert filled.with_defaults_filled() == filled
-    configured = CollectorSettings(write_keys={"k": "web"}, email_salt="s")
+    configured = CollectorSettings(write_keys={"k": "web"}, email_secret="s" * 16)
     assert configured.with_defaults_filled() == configured
+
+
+# --- nesting bound ---------------------------------------------------------------------------
+
+
+def nested_dict(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("field", ["properties", "traits", "context"])
+def test_the_nesting_bound_refuses_nothing_the_wire_format_accepts(field: str) -> None:
+    """The collector's bound sits just above the wire format's: whatever parse_event takes
+    passes it, and it refuses only what parse_event would refuse too (or cannot see)."""
+    accepted_somewhere = False
+    for depth in range(1, 16):
+        event = {"type": "page", "anonymousId": "a", "messageId": "m",
+                 "timestamp": "2024-05-01T00:00:00Z", field: nested_dict(depth)}
+        try:
+            parse_event(event)
+            valid = True
+        except EventRejected:
+            valid = False
+        flagged = too_deep_field(event) is not None
+        assert not (valid and flagged), depth
+        accepted_somewhere |= valid
+        if flagged:
+            assert nesting(event, 100) > MAX_EVENT_DEPTH
+    assert accepted_somewhere
+
+
+@settings(deadline=None)
+@given(st.recursive(st.none() | st.integers(), lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=40))
+def test_nesting_counts_container_levels_without_recursion(value: Any) -> None:
+    def recursive(item: Any) -> int:
+        if isinstance(item, dict):
+            return 1 + max((recursive(v) for v in item.values()), default=0)
+        if isinstance(item, list):
+            return 1 + max((recursive(v) for v in item), default=0)
+        return 0
+
+    assert nesting(value, 1000) == recursive(value)
+    assert nesting(nested_dict(5000), 10) == 11  # stops counting past the bound
+
+
+def test_memory_held_for_repeated_lookups_is_bounded() -> None:
+    """Hostile clients send unique, long user agents and 'IPs': the memos stay small."""
+    bots = BotFilter(CollectorSettings().bot_patterns())
+    for index in range(50):
+        assert not bots.is_bot(f"Mozilla/5.0 {index} " + "x" * 30_000)
+    assert bots._memo == {}
+    assert truncate_ip("1" * 30_000) is None
+
+
+# --- messageId for events sent without one ----------------------------------------------------
+
+
+def test_a_retried_timestamped_event_keeps_its_derived_message_id() -> None:
+    event = {"type": "track", "userId": "u", "event": "E", "timestamp": "2024-05-01T00:00:00Z",
+             "properties": {"b": 1, "a": 2}}
+    retry = {"properties": {"a": 2, "b": 1}, "event": "E", "userId": "u", "type": "track",
+             "timestamp": "2024-05-01T00:00:00Z", "sentAt": "2024-05-01T00:00:09Z",
+             "writeKey": "k"}
+    first = derived_message_id(event, "web")
+    assert first is not None and uuid.UUID(first).version == 5
+    assert derived_message_id(retry, "web") == first  # what a retry changes is left out
+    assert derived_message_id(event, "server") != first  # per source
+    assert derived_message_id({**event, "event": "F"}, "web") != first
+    # Two identical calls without a time are two events, never merged.
+    assert derived_message_id({k: v for k, v in event.items() if k != "timestamp"}, "web") \
+        is None
+
+
+# --- splitting a batch orjson refuses ----------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=3),
+    max_leaves=15)
+
+
+@settings(deadline=None)
+@given(st.lists(json_values, max_size=6), st.dictionaries(
+    st.sampled_from(["sentAt", "context", "writeKey", "integrations"]), json_values),
+    st.integers(0, 6), st.sampled_from([b"NaN", b"-Infinity", b"1e999", b'"\xff"']),
+    st.sampled_from([b"", b" ", b"\n\t "]))
+def test_a_refused_batch_splits_into_the_same_events_with_the_bad_one_marked(
+        events: list[Any], members: dict[str, Any], position: int, bad: bytes, space: bytes,
+) -> None:
+    raw = [orjson.dumps(e) for e in events]
+    position = min(position, len(raw))
+    raw.insert(position, b'{"x": ' + bad + b"}")
+    parts = [b'"batch":' + space + b"[" + (b"," + space).join(raw) + b"]"]
+    parts += [orjson.dumps(k) + b":" + space + orjson.dumps(v) for k, v in members.items()]
+    body = b"{" + space + (b"," + space).join(parts) + space + b"}"
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(body)  # the fast path refuses it
+    split = read_batch(body)
+    assert split is not None
+    got_members, got_events = split
+    assert got_members == {k: orjson.loads(orjson.dumps(v)) for k, v in members.items()}
+    assert isinstance(got_events[position], Unreadable)
+    del got_events[position]
+    assert got_events == [orjson.loads(r) for r in raw[:position] + raw[position + 1:]]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"batch": [1, 2', b'{"batch": [1,, 2]}', b'{"batch": [1, 2,]}', b'{"batch": [,1]}',
+    b'{"batch": [1]] }', b'{"batch": [1]} x', b'[1, 2]', b'{"batch" [1]}', b'{"batch": 1}',
+    b'{"other": [NaN]}', b'{"batch": [1], "context": NaN}', b'{: [1]}',
+])
+def test_a_body_with_broken_structure_is_not_split(body: bytes) -> None:
+    assert read_batch(body) is None
+
+
+@settings(deadline=None)
+@given(st.recursive(st.none() | st.integers(), lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=40),
+       st.integers(0, 12))
+def test_deeper_than_agrees_with_the_count(value: Any, limit: int) -> None:
+    assert deeper_than(value, limit) == (nesting(value, 1000) > limit)
+
+
+def test_deeper_than_stops_at_its_limit_whatever_the_depth() -> None:
+    deep = nested_dict(100_000)  # far past the interpreter's recursion limit
+    assert deeper_than(deep, 10) and not deeper_than(nested_dict(10), 10)
