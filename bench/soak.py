@@ -45,6 +45,7 @@ from bench.common import write_section as write
 from bench.recovery import Changelog, read_changelog
 from streams.broker import EmbeddedBroker, consumer_group_lag, patch_faust_for_tansu
 from streams.envelope import encode_envelope
+from streams.producer import kafka_producer
 from streams.routing import group_by_partition
 from streams.runner import Workers
 from streams.settings import StreamSettings, stream_settings
