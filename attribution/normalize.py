@@ -93,7 +93,12 @@ def observe(columns: pl.DataFrame, properties: Properties, config: Config,
     if columns.height == 0:
         return out
     cols = columns.with_columns(pl.coalesce("anonymous_id", "user_id").alias("device"))
-    out.last_times = dict(cols.group_by("device").agg(pl.col("time_us").max()).iter_rows())
+    # Plain Python where a polars call would cost more than the loop (small envelopes).
+    last_times: dict[str, int] = {}
+    for device, time in zip(cols["device"].to_list(), cols["time_us"].to_list(), strict=True):
+        if time > last_times.get(device, -1):
+            last_times[device] = time
+    out.last_times = last_times
     out.link_rows, out.links = _links(cols)
     out.pages = _pages(cols.filter(pl.col("type").is_in(PAGE_TYPES)), rules)
     tracks = cols.filter(pl.col("type") == "track")
@@ -113,28 +118,34 @@ def raw_properties(raws: Sequence[Any]) -> Properties:
 
 
 def _links(cols: pl.DataFrame) -> tuple[list[int], list[Link]]:
-    """Each link's first sighting (and its row), in row order."""
-    common = [pl.col("time_us"), pl.col("message_id"), pl.col("row")]
-    alias = cols.filter((pl.col("type") == "alias") & pl.col("previous_id").is_not_null()
-                        & pl.col("user_id").is_not_null()).select(
-        pl.lit(LinkKind.ALIAS.value).alias("kind"), pl.col("previous_id").alias("from_id"),
-        pl.col("user_id").alias("to_id"), *common, pl.lit(0).alias("order"))
-    person = cols.filter(pl.col("anonymous_id").is_not_null()
-                         & pl.col("user_id").is_not_null()).select(
-        pl.lit(LinkKind.ANONYMOUS_PERSON.value).alias("kind"),
-        pl.col("anonymous_id").alias("from_id"), pl.col("user_id").alias("to_id"), *common,
-        pl.lit(1).alias("order"))
-    account = cols.filter(pl.col("group_id").is_not_null() & pl.col("device").is_not_null()
-                          ).select(
-        pl.lit(LinkKind.PERSON_ACCOUNT.value).alias("kind"),
-        pl.coalesce("user_id", "anonymous_id").alias("from_id"),
-        pl.col("group_id").alias("to_id"), *common, pl.lit(2).alias("order"))
-    links = pl.concat([alias, person, account]).sort(["row", "order"]).unique(
-        subset=["kind", "from_id", "to_id"], keep="first", maintain_order=True)
-    rows = links.select("row", "kind", "from_id", "to_id", "time_us", "message_id").iter_rows()
-    found = [(row, Link(kind, from_id, to_id, time, event_id))
-             for row, kind, from_id, to_id, time, event_id in rows]
-    return [row for row, _ in found], [link for _, link in found]
+    """Each link's first sighting (and its row), in row order: alias, then anonymous id ->
+    user id, then member -> account, per event."""
+    users = cols["user_id"]
+    if users.null_count() == users.len() and cols["group_id"].null_count() == cols.height:
+        return [], []  # nobody identified in this batch (no alias is possible either)
+    found: dict[tuple[str, str, str], tuple[int, Link]] = {}
+    for kind_of, anonymous, user, group, previous, time, event_id, row in zip(
+            *(cols[name].to_list() for name in ("type", "anonymous_id", "user_id", "group_id",
+                                                "previous_id", "time_us", "message_id",
+                                                "row")), strict=True):
+        if user is None and group is None:
+            continue
+        if kind_of == "alias" and previous is not None and user is not None:
+            found.setdefault((ALIAS, previous, user),
+                             (row, Link(ALIAS, previous, user, time, event_id)))
+        if anonymous is not None and user is not None:
+            found.setdefault((ANONYMOUS_PERSON, anonymous, user),
+                             (row, Link(ANONYMOUS_PERSON, anonymous, user, time, event_id)))
+        if group is not None:
+            member = user if user is not None else anonymous
+            found.setdefault((PERSON_ACCOUNT, member, group),
+                             (row, Link(PERSON_ACCOUNT, member, group, time, event_id)))
+    ordered = sorted(found.values(), key=lambda pair: pair[0])
+    return [row for row, _ in ordered], [link for _, link in ordered]
+
+
+ALIAS, ANONYMOUS_PERSON, PERSON_ACCOUNT = (LinkKind.ALIAS.value, LinkKind.ANONYMOUS_PERSON.value,
+                                           LinkKind.PERSON_ACCOUNT.value)
 
 
 def _pages(pages: pl.DataFrame, rules: ChannelRules) -> pl.DataFrame:

@@ -100,15 +100,14 @@ def mark_session_starts(pages: pl.DataFrame, timeout_us: int) -> pl.DataFrame:
     starts a session. A row with event_id "" sorting first in its device may stand for the
     session state before these pages (its time and signature): it is never a start itself
     but the pages after it continue its session as ``step`` would."""
-    ordered = pages.sort(["device", "time", "event_id"])
     gap = pl.col("time").diff().over("device")
-    return ordered.with_columns(
-        (gap.is_null() | (gap > timeout_us)).cum_sum().over("device").alias("_run"),
-    ).with_columns(
-        pl.col("sig").forward_fill().shift(1).over(["device", "_run"]).alias("_current"),
-        (gap.is_null() | (gap > timeout_us)).alias("_break"),
-    ).with_columns(
-        (pl.col("_break") | (pl.col("sig").is_not_null() & (
-            pl.col("_current").is_null() | (pl.col("sig") != pl.col("_current")))))
-        .alias("start"),
-    ).drop("_run", "_current", "_break")
+    broken = gap.is_null() | (gap > timeout_us)
+    return (pages.lazy().sort(["device", "time", "event_id"])
+            .with_columns(broken.cum_sum().over("device").alias("_run"), broken.alias("_break"))
+            .with_columns(pl.col("sig").forward_fill().shift(1).over(["device", "_run"])
+                          .alias("_current"))
+            .with_columns((pl.col("_break") | (pl.col("sig").is_not_null() & (
+                pl.col("_current").is_null() | (pl.col("sig") != pl.col("_current")))))
+                .alias("start"))
+            .drop("_run", "_current", "_break")
+            .collect())

@@ -29,6 +29,8 @@ def replay(
     ],
     warehouse: WarehouseOpt = Path("warehouse"),
     config: ConfigOpt = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Worker processes (default: one per core; small inputs run in one).")] = None,
 ) -> None:
     """Run the attribution core over event files and land the result in the warehouse."""
     from warehouse.replay import replay as run_replay
@@ -48,7 +50,8 @@ def replay(
         ) as bar:
             task = bar.add_task("replaying", total=total_size(events))
             summary, result = run_replay(events, warehouse, text,
-                                         progress=lambda n: bar.advance(task, n))
+                                         progress=lambda n: bar.advance(task, n),
+                                         workers=workers)
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
