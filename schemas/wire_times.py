@@ -126,8 +126,10 @@ def parse_times(texts: Sequence[str | None]) -> tuple[Bools, Bools, Ints]:
                               * (zone_hours * 60 + zone_minutes), 0)
 
     # A year outside the table is outside the bounds whatever the offset.
-    in_table = (year >= _FIRST_YEAR) & (year <= _LAST_YEAR)
-    days = _DAYS[np.where(in_table, year - _FIRST_YEAR, 0), month % 13, day % 32]
+    in_table = ((year >= _FIRST_YEAR) & (year <= _LAST_YEAR) & (month >= 0) & (month <= 12)
+                & (day >= 0) & (day <= 31))  # (digits of a text that is not a time: garbage)
+    days = _DAYS[np.where(in_table, year - _FIRST_YEAR, 0), np.where(in_table, month, 0),
+                 np.where(in_table, day, 0)]
     ok &= in_table & (days != _NO_DATE) & (hour <= 23) & (minute <= 59) & (second <= 59)
     seconds = ((days.astype(np.int64) * 24 + hour) * 60 + minute - offset_minutes) * 60 + second
     micros = seconds * 1_000_000 + fraction
