@@ -30,7 +30,6 @@ from functools import partial
 from itertools import repeat
 from typing import Any, get_args
 
-import annotated_types
 import numpy as np
 import polars as pl
 from pydantic import BaseModel
@@ -84,9 +83,11 @@ def _validated_by(validator: str) -> tuple[str, ...]:
 
 
 def _max_length(model: type[BaseModel], name: str) -> int | None:
+    """The field's `Field(max_length=...)` (pydantic keeps it as a MaxLen constraint)."""
     for item in model.model_fields[name].metadata:
-        if isinstance(item, annotated_types.MaxLen):
-            return int(item.max_length)
+        limit = getattr(item, "max_length", None)
+        if isinstance(limit, int):
+            return limit
     return None
 
 
@@ -302,10 +303,10 @@ def _within_bounds(value: Any, depth: int = 0, skip: frozenset[str] = _NO_KEYS) 
         return False
     if type(value) is dict:
         for key, item in value.items():
+            if skip and key in skip:  # a model field (its own checks apply), not an extra
+                continue
             if type(key) is not str or len(key) > MAX_NAME:
                 return False
-            if skip and key in skip:
-                continue
             kind = type(item)
             if kind is str:
                 if len(item) > MAX_TEXT:
@@ -432,6 +433,20 @@ def _check_ids(columns: dict[str, list[Any] | None], series: dict[str, pl.Series
             _mark(ok, values, _CONTROL.search)
 
 
+def _present(column: pl.Series) -> Bools | bool:
+    """Per row, whether the column has a value (a plain bool when all rows agree)."""
+    nulls = column.null_count()
+    if nulls in (0, len(column)):
+        return nulls == 0
+    present: Bools = column.is_not_null().to_numpy()
+    return present
+
+
+def _is(kinds: list[Any], kind: str) -> Bools:
+    result: Bools = np.array(kinds, dtype=object) == kind
+    return result
+
+
 def _check_strings(columns: dict[str, list[Any] | None],
                    fast: list[bool]) -> tuple[dict[str, pl.Series], Bools]:
     """The output string columns, and per row whether its strings (types, lengths, ids),
@@ -455,15 +470,22 @@ def _check_strings(columns: dict[str, list[Any] | None],
 
     count = len(fast)
     kinds = columns["type"] or [None] * count
-    ok &= np.fromiter(map(_EVENT_TYPES.__contains__, kinds), np.bool_, count)
-    kind = np.array(kinds, dtype=object)
-    anonymous, user, group, previous, message = (series[n].is_not_null().to_numpy() for n in (
+    if not _EVENT_TYPES.issuperset(kinds):
+        ok &= np.array([kind in _EVENT_TYPES for kind in kinds], dtype=np.bool_)
+    # WireEvent._shape; a column without nulls (or only nulls) needs no per-row mask.
+    anonymous, user, group, previous, message = (_present(series[n]) for n in (
         "anonymous_id", "user_id", "group_id", "previous_id", "message_id"))
-    event_set = np.fromiter(map(bool, columns["event"] or repeat(None, count)), np.bool_, count)
     ok &= message & (anonymous | user)
-    ok &= (kind != "track") | event_set
-    ok &= (kind != "group") | group
-    ok &= (kind != "alias") | (previous & user)
+    shapes = set(kinds)
+    if "track" in shapes:
+        events = columns["event"]
+        named = _present(series["event"]) if events is None or "" not in events else np.array(
+            [bool(e) for e in events], dtype=np.bool_)
+        ok &= _is(kinds, "track") <= named
+    if "group" in shapes:
+        ok &= _is(kinds, "group") <= group
+    if "alias" in shapes:
+        ok &= _is(kinds, "alias") <= (previous & user)
     return series, ok
 
 

@@ -129,6 +129,25 @@ def test_generated_traffic_in_envelopes(spec: TrafficSpec) -> None:
         assert_same(events[start:start + 1000])
 
 
+def test_generated_traffic_is_decided_on_the_fast_path() -> None:
+    """Canonical events need no pydantic: every valid generated event passes the fast
+    checks (which is what makes the batch fast), the invalid ones do not."""
+    spec = TrafficSpec(seed=7, b2c_visitors=100, b2b_accounts=3, invalid_rate=0.05)
+    events = [orjson.loads(orjson.dumps(e)) for e in generate_events(spec)]
+    _, _, fast = wire_columns._fast_checks(events, NOW_US)
+    valid = [i for i, raw in enumerate(events) if _accepted(raw)]
+    assert len(valid) < len(events)
+    assert fast.tolist() == [i in set(valid) for i in range(len(events))]
+
+
+def _accepted(raw: Any) -> bool:
+    try:
+        parse_event(raw, NOW)
+    except EventRejected:
+        return False
+    return True
+
+
 def test_values_of_an_accepted_row() -> None:
     # Client clock 5 minutes fast: stamped 10:05 and sent at 10:06 by its clock, received
     # at 10:01, so the true time is 10:00.
