@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import machine, machine_line, say, table
+from bench.common import load_line, machine, machine_line, say, table
 from bench.common import write_section as write
 from schemas import wire_columns as wc
 from schemas.wire import EventRejected, parse_event
@@ -145,12 +145,12 @@ def measure(count: int, repeat: int) -> tuple[list[tuple[Any, ...]], dict[str, f
 
 
 def report(rows: list[tuple[Any, ...]], breakdown: dict[str, float], repeat: int) -> str:
-    fastest = max(row[6] for row in rows if row[0] != "default, 2% invalid")
-    slowest = min(row[6] for row in rows if row[0] != "default, 2% invalid")
-    verdict = ("met" if slowest >= TARGET else
-               "met with the GC tuned" if fastest >= TARGET else "NOT met")
+    generated = [row for row in rows if row[0] != "default, 2% invalid"]
+    meeting = sum(row[6] >= TARGET for row in generated)
+    verdict = ("met" if meeting == len(generated) else
+               f"met in {meeting} of {len(generated)} runs" if meeting else "NOT met")
     return "\n".join([
-        machine_line(machine(), "-"),
+        machine_line(machine(), "-") + " " + load_line(),
         f"Decoded events (orjson) in batches of {BATCH:,}; decoding not timed; best of "
         f"{repeat} runs. Rates per wall second and per CPU-second of the process (other "
         "work shares the 2 cores, so CPU-seconds compare better).", "",
@@ -160,7 +160,8 @@ def report(rows: list[tuple[Any, ...]], breakdown: dict[str, float], repeat: int
         "Where validate_batch's time goes (default mix, GC frozen, µs of CPU per event):", "",
         table(("step", "µs/event"), [(k, round(v, 2)) for k, v in breakdown.items()]
               + [("**total**", round(sum(breakdown.values()), 2))]), "",
-        f"Target ≥ {TARGET:,} events/s (≤ 5 µs/event) on the generated mixes: **{verdict}**.",
+        f"Target ≥ {TARGET:,} events per CPU-second (≤ 5 µs/event) on the generated mixes: "
+        f"**{verdict}**.",
     ])
 
 
