@@ -259,7 +259,7 @@ def _pull(raws: Sequence[Any]) -> tuple[dict[str, list[Any] | None], list[bool],
     properties = _objects(_get(rows, _PROPERTIES, _EMPTY), fast, none_ok=False)
     traits = _objects(_get(rows, _TRAITS, _EMPTY), fast, none_ok=False)
     signals = _keys_of(properties)
-    for name in PROPERTY_SIGNALS:  # the normaliser's `_str`: non-empty strings only
+    for name in PROPERTY_SIGNALS:  # ("" becomes None in _check_strings)
         values = _get(properties, name) if name in signals else None
         if values is not None and not _NONE_OR_STR.issuperset(map(type, values)):
             values = [_text(value) for value in values]
@@ -272,6 +272,7 @@ def _pull(raws: Sequence[Any]) -> tuple[dict[str, list[Any] | None], list[bool],
 
 
 def _text(value: Any) -> str | None:
+    """The normaliser's `_str`: a property it reads counts if it is a non-empty string."""
     return value if isinstance(value, str) and value else None
 
 
@@ -294,6 +295,8 @@ def _check_payloads(objects: list[Objects], fast: list[bool]) -> None:
 
 
 _NO_KEYS: frozenset[str] = frozenset()
+
+
 def _within_bounds(value: Any, depth: int = 0, skip: frozenset[str] = _NO_KEYS) -> bool:
     """`_payload_ok(value, depth)` for a dict or list, as one tight loop with no call per
     item: several times faster (the tests check the two agree). With `skip`, the dict's

@@ -4,6 +4,7 @@ the golden hostile set and hypothesis-generated hostile batches."""
 
 from __future__ import annotations
 
+import enum
 import itertools
 import math
 import sys
@@ -193,7 +194,20 @@ def test_columns_give_the_normalisers_signals() -> None:
         assert signals.explicit_channel == row["prop_channel"]
 
 
+class _Text(str):
+    pass
+
+
+class _Kind(enum.StrEnum):
+    PAGE = "page"
+    ID = "id-1"
+
+
 @pytest.mark.parametrize("fields", [
+    # Python values no JSON decoder makes: str subclasses and str enums
+    {"type": _Kind.PAGE, "anonymousId": _Kind.ID, "event": _Text("e")},
+    {"context": {"page": {"url": _Text("u")}}, "properties": {"url": _Text("u")},
+     "source": _Kind.ID},
     {"timestamp": "2026-10-01T10:00:00"},  # naive: UTC
     {"timestamp": "2026-10-01T10:00:00.1234567Z"},  # pydantic cuts to microseconds
     {"timestamp": "2026-10-01 10:00:00Z"}, {"timestamp": "2026-10-01t10:00:00z"},
