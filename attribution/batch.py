@@ -30,7 +30,6 @@ from typing import Any
 import orjson
 import polars as pl
 
-from attribution._interim import validate_batch
 from attribution.channels import ChannelRules
 from attribution.credit import credit_record, credit_rows, from_micros, to_micros
 from attribution.identity import IdentityGraph
@@ -40,6 +39,7 @@ from attribution.policy import Config
 from attribution.sessions import mark_session_starts
 from schemas.contracts import CreditRow, JourneyConversion, Link, TouchRow
 from schemas.records import Conversion, Credit, IdentityLink, InteractionKind, LinkKind, Touch
+from schemas.wire_columns import validate_batch
 
 RawEvent = bytes | str | Mapping[str, Any]
 VISIT = InteractionKind.VISIT.value

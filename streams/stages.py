@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 import polars as pl
 
-from attribution._interim import validate_batch
 from attribution.channels import ChannelRules
 from attribution.device import DeviceOutput, DeviceState, new_device, on_events, on_identity
 from attribution.identity import IdentityGraph, apply_links
@@ -22,6 +21,7 @@ from attribution.journey import JourneyOutput, JourneyState, on_delta
 from attribution.normalize import observe, raw_properties
 from attribution.policy import Config
 from schemas.contracts import IdentityUpdate, JourneyDelta, Link
+from schemas.wire_columns import validate_batch
 from streams.messages import (
     CONVERSION_COLUMNS,
     CREDIT_COLUMNS,
