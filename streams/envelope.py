@@ -47,6 +47,32 @@ def decode_body(data: bytes) -> dict[str, Any]:
     return envelope
 
 
+def salvage_events(data: bytes) -> tuple[dict[str, Any], list[tuple[int, bytes, str]]] | None:
+    """An events envelope orjson refused whole (one event with NaN, 1e999, bad UTF-8,
+    nesting past 1024 levels), read event by event along its structure: the envelope with
+    the readable events (``indexes`` keeps their places) and (index, raw, reason) of the
+    rest. None when it is no events envelope or its structure itself is broken."""
+    from streams.collector.decode import Broken, split_object
+
+    try:
+        members, elements = split_object(data, "events")
+        version = orjson.loads(members.get("v", b"null"))
+    except (Broken, orjson.JSONDecodeError):
+        return None
+    if elements is None or version != ENVELOPE_VERSION:
+        return None
+    events: list[Any] = []
+    indexes: list[int] = []
+    unreadable: list[tuple[int, bytes, str]] = []
+    for index, raw in enumerate(elements):
+        try:
+            events.append(orjson.loads(raw))
+            indexes.append(index)
+        except orjson.JSONDecodeError as exc:
+            unreadable.append((index, raw, f"invalid JSON: {exc}"))
+    return {"v": ENVELOPE_VERSION, "events": events, "indexes": indexes}, unreadable
+
+
 def encode_envelope(events: Sequence[Mapping[str, Any]]) -> bytes:
     """Serialise events (JSON objects) into one envelope."""
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from schemas.contracts import IdentityUpdate, JourneyDelta, Link
-from streams.envelope import EnvelopeError, bounded, decode_body, encode_body
+from streams.envelope import EnvelopeError, bounded, decode_body, encode_body, salvage_events
 from streams.erase import ERASE, marker_ids
 from streams.messages import bounded_rows, encode_deltas, encode_links, encode_updates
 from streams.metrics import WorkerMetrics
@@ -157,8 +157,13 @@ class StageRunner:
             try:
                 payload = decode_body(data)                                 # decode
             except EnvelopeError as exc:
-                await self.dead_letter(data, where, str(exc), partition)
-                continue
+                salvaged = salvage_events(data)
+                if salvaged is None:
+                    await self.dead_letter(data, where, str(exc), partition)
+                    continue
+                payload, unreadable = salvaged
+                for index, raw, reason in unreadable:
+                    await self.dead_letter(raw, f"{where}#{index}", reason, partition)
             if ERASE in payload:
                 await self._run(partition, store, run)
                 run, kind = [], ()

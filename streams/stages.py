@@ -6,6 +6,7 @@ calls these, writes the touched state back once per message and sends the result
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -68,9 +69,23 @@ def device_key(raw: Mapping[str, Any]) -> str | None:
 
 
 def rejected_row(raw: Any, reason: str, position: str, source: str = "stream") -> Row:
-    text = raw if isinstance(raw, str) else orjson.dumps(raw, default=repr).decode()
+    text = raw if isinstance(raw, str) else _as_text(raw)
     return {"source": source, "position": position, "reason": reason, "raw": text[:10_000],
             "landed_at": datetime.now(UTC)}
+
+
+_SHORT = reprlib.Repr()  # Python 3.11's Repr takes its limits as attributes
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 8, 200, 200
+
+
+def _as_text(raw: Any) -> str:
+    """A rejected input as text, whatever it is (orjson writes at most 254 levels)."""
+    if isinstance(raw, bytes):
+        return raw[:10_000].decode(errors="replace")
+    try:
+        return orjson.dumps(raw, default=repr).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return _SHORT.repr(raw)[:10_000]
 
 
 def _land_rejected(out: StageOutput) -> None:
@@ -99,7 +114,10 @@ def devices_message(get: Callable[[str], DeviceState | None],
         found = payload.get("events")
         if isinstance(found, list):
             events.extend(found)
-            positions.extend(f"{position}#{index}" for index in range(len(found)))
+            indexes = payload.get("indexes")  # places of the events a salvage kept
+            if not (isinstance(indexes, list) and len(indexes) == len(found)):
+                indexes = range(len(found))
+            positions.extend(f"{position}#{index}" for index in indexes)
     if events:
         batch = validate_batch(events, now_us)
         for index, reason in batch.rejected:
