@@ -80,8 +80,9 @@ def test_worker_and_collector_are_built_here_and_run_real_commands() -> None:
         assert service["build"] == "."
         assert service["command"][0] in commands
         assert service["command"][service["command"].index("--broker") + 1] == bootstrap
-        assert {broker: dep["condition"] for broker, dep in service["depends_on"].items()} == (
-            dict.fromkeys(kafka_brokers(), "service_healthy"))
+        brokers = {dep: cond["condition"] for dep, cond in service["depends_on"].items()
+                   if dep in kafka_brokers()}
+        assert brokers == dict.fromkeys(kafka_brokers(), "service_healthy")
     assert len(workers()) >= 2
 
 

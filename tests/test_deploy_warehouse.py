@@ -9,9 +9,16 @@ from tests.test_deploy import compose
 from warehouse.storage import s3_parts
 
 
+WORKERS = ("worker-1", "worker-2")  # each with its own state volume (tests/test_deploy.py)
+
+
 def test_workers_land_into_minio_and_share_no_volume() -> None:
     services: dict[str, Any] = compose()["services"]
-    worker = services["worker"]
+    for name in WORKERS:
+        _lands_into_minio(services[name])
+
+
+def _lands_into_minio(worker: dict[str, Any]) -> None:
     env = worker["environment"]
     assert s3_parts(env["ATTRIBUTION_WAREHOUSE"]) == ("attribution", "warehouse")
     assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
@@ -30,9 +37,10 @@ def test_minio_serves_the_bucket_the_workers_use() -> None:
     assert minio["command"][:2] == ["server", "/data"]
     user = minio["environment"]["MINIO_ROOT_USER"]
     secret = minio["environment"]["MINIO_ROOT_PASSWORD"]
-    worker_env = services["worker"]["environment"]
-    assert (worker_env["AWS_ACCESS_KEY_ID"], worker_env["AWS_SECRET_ACCESS_KEY"]) == (
-        user, secret)
+    for name in WORKERS:
+        worker_env = services[name]["environment"]
+        assert (worker_env["AWS_ACCESS_KEY_ID"], worker_env["AWS_SECRET_ACCESS_KEY"]) == (
+            user, secret)
     bucket = services["warehouse-bucket"]
     script = " ".join(bucket["command"])
     assert f"mc alias set warehouse http://minio:9000 {user} {secret}" in script
