@@ -8,7 +8,6 @@ from typing import Any
 from tests.test_deploy import compose
 from warehouse.storage import s3_parts
 
-
 WORKERS = ("worker-1", "worker-2")  # each with its own state volume (tests/test_deploy.py)
 
 
