@@ -172,6 +172,7 @@ def _throughput(bootstrap: str, root: Path, events: Sequence[Event], workers: in
 
 def _latency(bootstrap: str, root: Path, rates: Sequence[int], timeout: float
              ) -> list[dict[str, Any]]:
+    root.mkdir(parents=True, exist_ok=True)
     settings, pool = _setup(root, bootstrap)
     pool.start(1)
     runs = []
