@@ -14,7 +14,7 @@ On an embedded Tansu broker (127.0.0.1), default stream settings:
 3. baseline: the same restart on a fresh app with empty changelogs (group join only).
 Per restart: seconds from spawn until /readyz answers 200 (partitions assigned, state
 recovered), until the probe's first rows land in Parquet, and the changelog read itself
-(the state tables' "recovered <table>:<partition> from N changelog records in S s" log
+(the state tables' "recovered <table>:<partitions> from N changelog records in S s" log
 lines, loglevel info). Seconds per million journeys are extrapolated linearly from the
 measured size.
 """
@@ -61,7 +61,7 @@ SIZES = {"small": (10_000, 100), "medium": (50_000, 500), "large": (200_000, 2_0
 TABLES = ("devices", "journeys", "identity-links")
 ONE_PARTITION = {"identity-links"}  # the identity graph is global (streams.app)
 PROBE_VISITORS = 30
-RECOVERED = re.compile(r"recovered (\S+):(\d+) from (\d+) changelog records in ([\d.]+)s")
+RECOVERED = re.compile(r"recovered (\S+):([\d,]+) from (\d+) changelog records in ([\d.]+)s")
 NOTES = (
     "Before this rework the state was Faust tables of pydantic records (2026-11-23: "
     "14.5-16.3 min per million journeys extrapolated, ~0.3 ms per changelog record). Now "
@@ -292,7 +292,7 @@ def report(scale: Scale, n: Mapping[str, Any]) -> None:
         "one's group membership expired; a probe of "
         f"{PROBE_VISITORS} new visitors is produced right after the spawn. "
         "*Reading changelog* and *replayed*: the state tables' log lines (loglevel info: "
-        "\"recovered <table>:<partition> from N changelog records in S s\"; the tables "
+        "\"recovered <table>:<partitions> from N changelog records in S s\"; the tables "
         "recover side by side, so the slowest one's seconds). *Ready*: `/readyz` answers 200 "
         "(partitions assigned, state recovered). *Probe landed*: first new Parquet file. "
         "The baseline is an app "

@@ -8,7 +8,7 @@ stored bytes straight to the store.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 
 import msgpack
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -38,26 +38,36 @@ def decode_record(data: bytes) -> Iterator[Change]:
         yield change
 
 
-async def read_changelog(bootstrap: str, topic: str, partition: int, start: int,
-                         fetch_max_wait_ms: int = 20) -> AsyncIterator[list[tuple[int, bytes]]]:
-    """Batches of (offset, value) of one changelog partition, from offset ``start`` to the
-    end it has when called. Records written meanwhile are left for the next read (only the
-    partition's owner writes them, and a worker recovers a partition before owning it)."""
-    tp = TopicPartition(topic, partition)
-    end = (await log_end_offsets(bootstrap, [tp]))[tp]
-    if start >= end:
+async def read_changelog(bootstrap: str, topic: str, starts: Mapping[int, int],
+                         fetch_max_wait_ms: int = 20
+                         ) -> AsyncIterator[list[tuple[int, int, bytes]]]:
+    """Batches of (partition, offset, value) of a changelog's partitions, each from its
+    offset in ``starts`` to the end it has when called, through one consumer (a restart
+    reads all its partitions at once, not paying a consumer's start per partition).
+    Records written meanwhile are left for the next read (only a partition's owner writes
+    them, and a worker recovers a partition before owning it)."""
+    tps = {partition: TopicPartition(topic, partition) for partition in starts}
+    ends = await log_end_offsets(bootstrap, list(tps.values()))
+    todo = {tp: ends[tp] for partition, tp in tps.items() if starts[partition] < ends[tp]}
+    if not todo:
         return
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 fetch_max_wait_ms=fetch_max_wait_ms,
                                 max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)
     await consumer.start()
     try:
-        consumer.assign([tp])
-        consumer.seek(tp, max(start, 0))
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=500, max_records=50_000)
-            records = [(m.offset, m.value) for m in batch.get(tp, [])
-                       if m.offset < end and m.value is not None]
+        consumer.assign(list(todo))
+        for tp in todo:
+            consumer.seek(tp, max(starts[tp.partition], 0))
+        while todo:
+            fetched = await consumer.getmany(*todo, timeout_ms=500, max_records=50_000)
+            records = [(tp.partition, m.offset, m.value)
+                       for tp, messages in fetched.items() for m in messages
+                       if m.offset < todo.get(tp, -1) and m.value is not None]
+            for tp in list(todo):
+                if await consumer.position(tp) >= todo[tp]:
+                    del todo[tp]
+                    consumer.pause(tp)
             if records:
                 yield records
     finally:

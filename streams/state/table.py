@@ -23,8 +23,9 @@ log = logging.getLogger("attribution.state")
 
 # Sends a changelog record to a partition; the future resolves to an object with .offset.
 SendRecord = Callable[[int, bytes], Awaitable[asyncio.Future[Any]]]
-# Reads (topic, partition, from offset) -> batches of (offset, record) up to the end.
-ReadChangelog = Callable[[str, int, int], AsyncIterator[list[tuple[int, bytes]]]]
+# Reads (topic, {partition: from offset}) -> batches of (partition, offset, record), each
+# partition up to its end.
+ReadChangelog = Callable[[str, Mapping[int, int]], AsyncIterator[list[tuple[int, int, bytes]]]]
 
 
 def kafka_reader(bootstrap: str) -> ReadChangelog:
@@ -68,14 +69,25 @@ class StateTable:
         if partition in self._to_check:
             async with self._lock(partition):  # another caller may be catching it up
                 if partition in self._to_check:
-                    await self._catch_up_locked(store)
+                    await self._catch_up_locked([store])
                     self._to_check.discard(partition)
         return store
 
     async def recover(self) -> None:
-        """Catch up every owned partition now (after an assignment), not on first use."""
-        for partition in sorted(self._owned):
-            await self.ensure(partition)
+        """Catch up every owned partition now (after an assignment), not on first use, all
+        in one read of the changelog."""
+        partitions = sorted(self._owned)
+        stores = [self._store(partition) for partition in partitions]
+        locks = [self._lock(partition) for partition in partitions]
+        for lock in locks:  # sorted order: ensure() holds at most one
+            await lock.acquire()
+        try:
+            stale = [store for store in stores if store.partition in self._to_check]
+            await self._catch_up_locked(stale)
+            self._to_check.difference_update(store.partition for store in stale)
+        finally:
+            for lock in locks:
+                lock.release()
 
     @property
     def pending(self) -> int:
@@ -102,23 +114,30 @@ class StateTable:
 
     async def _catch_up(self, store: PartitionStore) -> None:
         async with self._lock(store.partition):
-            await self._catch_up_locked(store)
+            await self._catch_up_locked([store])
 
-    async def _catch_up_locked(self, store: PartitionStore) -> None:
+    async def _catch_up_locked(self, stores: list[PartitionStore]) -> None:
+        if not stores:
+            return
         started = time.monotonic()
-        records = 0
-        async for batch in self._read(self.topic, store.partition, store.applied + 1):
-            for offset, data in batch:
+        by_partition = {store.partition: store for store in stores}
+        records = dict.fromkeys(by_partition, 0)
+        starts = {partition: store.applied + 1 for partition, store in by_partition.items()}
+        async for batch in self._read(self.topic, starts):
+            for partition, offset, data in batch:
+                store = by_partition[partition]
                 _apply(store, decode_record(data))
                 store.mark_applied(offset)
-                records += 1
+                records[partition] += 1
             await asyncio.sleep(0)  # keep heartbeats and other tasks going
         seconds = time.monotonic() - started
-        self.recovered_records += records
+        self.recovered_records += sum(records.values())
         self.recovery_seconds += seconds
-        if records:
-            log.info("recovered %s:%d from %d changelog records in %.2fs (%d keys)",
-                     self.name, store.partition, records, seconds, len(store))
+        read = [partition for partition, count in records.items() if count]
+        if read:
+            log.info("recovered %s:%s from %d changelog records in %.2fs (%d keys)",
+                     self.name, ",".join(map(str, sorted(read))), sum(records.values()),
+                     seconds, sum(len(by_partition[partition]) for partition in read))
 
     def store(self, partition: int) -> PartitionStore | None:
         return self._stores.get(partition)

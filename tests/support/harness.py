@@ -58,12 +58,14 @@ class MemoryLog:
         future.set_result(Sent(len(log) - 1))
         return future
 
-    async def read(self, topic: str, partition: int, start: int
-                   ) -> AsyncIterator[list[tuple[int, bytes]]]:
-        log = self.records[(topic, partition)]
-        batch = [(offset, log[offset]) for offset in range(max(start, 0), len(log))]
-        if batch:
-            yield batch
+    async def read(self, topic: str, starts: Mapping[int, int]
+                   ) -> AsyncIterator[list[tuple[int, int, bytes]]]:
+        for partition, start in starts.items():
+            log = self.records[(topic, partition)]
+            batch = [(partition, offset, log[offset])
+                     for offset in range(max(start, 0), len(log))]
+            if batch:
+                yield batch
 
 
 class StreamHarness:
