@@ -29,7 +29,7 @@ from streams.health import watch_state
 from streams.metrics import WorkerMetrics
 from streams.producer import COMPRESSION, LINGER_MS, MAX_BATCH_BYTES, MAX_REQUEST_BYTES
 from streams.settings import StreamSettings
-from streams.sink import Landing, land_batch
+from streams.sink_process import LandingProcess
 from streams.stage_runner import Emitter, StageRunner
 from streams.stage_specs import DeviceStage, IdentityStage, JourneyStage
 from streams.state.rocks import RocksStore
@@ -165,7 +165,8 @@ def create_app(settings: StreamSettings, config: Config, rules: ChannelRules,
 
     ensure_layout(warehouse)
     create_views(warehouse)
-    landing = Landing(warehouse)
+    landing = LandingProcess(warehouse)
+    landing.start()
 
     @app.agent(topics[names.landing], name="sink")
     async def sink(stream: faust.StreamT[bytes]) -> None:
@@ -189,15 +190,18 @@ def _store_opener(settings: StreamSettings, name: str) -> Any:
     return open_store
 
 
-async def _land_with_retry(landing: Landing, batch: list[bytes], max_delay: float,
+async def _land_with_retry(landing: LandingProcess, batch: list[bytes], max_delay: float,
                            metrics: WorkerMetrics) -> dict[str, int]:
     """Offsets are acked only after this returns, so keep trying: never skip data.
     The failure shows in the log, /metrics and /healthz until a retry succeeds."""
     delay = 0.1
     while True:
         try:
-            landed = await asyncio.to_thread(land_batch, landing, batch)
+            landed, dropped = await landing.land(batch)
             metrics.sink_state(False)
+            for reason in dropped:  # its producer already dead-lettered the input
+                log.error("dropping malformed landing message: %s", reason)
+            metrics.sink_dropped.inc(len(dropped))
             return landed
         except OSError as exc:
             metrics.landing_errors.inc()

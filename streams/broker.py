@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
-import ctypes
 import logging
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -36,10 +33,11 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from streams.child import die_with_parent
+
 KAFKA_BROKER_ENV = "KAFKA_BROKER"
 LOOPBACK = "127.0.0.1"
 _OUTPUT_TAIL_CHARS = 2000
-_PR_SET_PDEATHSIG = 1
 #: Tansu's default --cluster-id.
 TANSU_CLUSTER_ID = "tansu_cluster"
 
@@ -130,13 +128,6 @@ def _recv_exactly(sock: socket.socket, count: int) -> bytes | None:
             return None
         data += chunk
     return data
-
-
-def _die_with_parent() -> None:
-    """Child-side pre-exec hook: have the kernel SIGKILL the broker if our thread dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _resolve_tansu() -> str:
@@ -248,7 +239,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C in our terminal must not race our own shutdown
                 # PDEATHSIG fires when the spawning *thread* exits, so only from the main thread.
-                preexec_fn=_die_with_parent if on_main_thread else None,
+                preexec_fn=die_with_parent if on_main_thread else None,
             )
         except OSError as error:
             raise BrokerError(f"cannot run tansu binary {command[0]!r}: {error}") from error

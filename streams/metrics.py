@@ -89,6 +89,9 @@ class WorkerMetrics:
         self.landing_errors = Counter(
             "attribution_landing_errors", "Failed attempts to land a sink batch (retried)",
             registry=r)
+        self.sink_dropped = Counter(
+            "attribution_sink_dropped_messages", "Landing messages the sink could not read "
+            "(logged with the reason and skipped)", registry=r)
         self.sink_failing = Gauge(
             "attribution_sink_failing", "1 while the sink cannot land (retrying), else 0",
             registry=r)

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from streams.envelope import EnvelopeError, decode_body, encode_body
-from warehouse.landing import land
+from warehouse.landing import land_tables
 from warehouse.layout import AUTO_COLUMNS, TABLES
 
 log = logging.getLogger("attribution.sink")
@@ -97,8 +97,19 @@ def _columns_of_dicts(table: str, rows: list[Any]) -> dict[str, list[Any]]:
 def land_batch(landing: Landing, batch: Sequence[bytes]) -> dict[str, int]:
     """Land every table's rows of a batch of landing messages; returns rows per table.
     Raises OSError if the disk refuses (the caller retries)."""
+    landed, dropped = land_messages(landing.root, batch)
+    for reason in dropped:
+        log.error("dropping malformed landing message: %s", reason)
+    landing.dropped += len(dropped)
+    return landed
+
+
+def land_messages(root: Path, batch: Sequence[bytes]) -> tuple[dict[str, int], list[str]]:
+    """``land_batch`` as a plain function (it runs in the landing process): rows landed
+    per table, and why each malformed message was dropped."""
     parts: dict[str, list[pa.Table]] = {}
     digests: dict[str, Any] = {}
+    dropped: list[str] = []
     for data in batch:
         try:
             rows = decode_body(data).get("rows", {})
@@ -106,20 +117,17 @@ def land_batch(landing: Landing, batch: Sequence[bytes]) -> dict[str, int]:
                 raise EnvelopeError("'rows' must be an object")
             decoded = {str(table): arrow_part(str(table), cols) for table, cols in rows.items()}
         except (EnvelopeError, ValueError) as exc:
-            landing.dropped += 1
-            log.error("dropping malformed landing message: %s", exc)
+            dropped.append(str(exc))
             continue
         for table, part in decoded.items():
             if part.num_rows:
                 parts.setdefault(table, []).append(part)
                 digests.setdefault(table, hashlib.blake2b(table.encode(), digest_size=12)
                                    ).update(data)
-    landed: dict[str, int] = {}
-    for table in sorted(parts):
-        arrow = pa.concat_tables(parts[table])
-        land(landing.root, table, arrow, name=f"stream-{digests[table].hexdigest()}")
-        landed[table] = arrow.num_rows
-    return landed
+    tables = {table: pa.concat_tables(parts[table]) for table in sorted(parts)}
+    land_tables(root, [(table, arrow, f"stream-{digests[table].hexdigest()}")
+                       for table, arrow in tables.items()])
+    return {table: arrow.num_rows for table, arrow in tables.items()}, dropped
 
 
 def land_rows(root: Path, rows_by_table: Mapping[str, Any]) -> dict[str, int]:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from warehouse.landing import land, land_batch
+from warehouse.landing import land, land_batch, land_tables
 from warehouse.layout import EMPTY_FILE_NAME, TABLES, landed, partition_of
 from warehouse.query import connect_readonly, run_query
 from warehouse.storage import Root, storage_for
@@ -54,6 +54,36 @@ def test_land_splits_a_batch_into_one_file_per_utc_day(tmp_path: Path) -> None:
                     for d in ("2026-11-26", "2026-11-27", "2026-11-28")]
     day = pq.read_table(tmp_path / keys[1]).column("event_id").to_pylist()
     assert day == ["t0", "t2"]  # the batch's order is kept within a day
+
+
+def landed_ids(root: Root, table: str, column: str) -> dict[str, date | None]:
+    """Each landed row's id and the day of the partition it lies in."""
+    storage = storage_for(root)
+    return {value: partition_of(info.key) for info in landed(storage, table)
+            for value in storage.read_parquet(info.key, [column]).column(column).to_pylist()}
+
+
+def land_over_days(root: Root, days: int) -> list[tuple[str, int, int]]:
+    times = [DAY0 + timedelta(days=d) for d in range(days)]
+    batches = land_tables(root, [
+        ("touches", [touch(f"t{i}", t) for i, t in enumerate(times)], "flush-1"),
+        ("credits", [credit(f"c{i}", t, 1, "Email") for i, t in enumerate(times)], "flush-1"),
+        ("conversions", [], "flush-1"),
+    ])
+    return [(batch.table, len(batch.files), batch.rows) for batch in batches]
+
+
+def test_landing_several_tables_at_once_writes_every_day_of_each(tmp_path: Path) -> None:
+    # 24 files: one durability sync for all of them instead of an fsync per file
+    assert land_over_days(tmp_path, 12) == [("touches", 12, 12), ("credits", 12, 12)]
+    expected = {f"{{}}{i}": (DAY0 + timedelta(days=i)).date() for i in range(12)}
+    assert landed_ids(tmp_path, "touches", "event_id") == {
+        key.format("t"): day for key, day in expected.items()}
+    assert landed_ids(tmp_path, "credits", "conversion_id") == {
+        key.format("c"): day for key, day in expected.items()}
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+    assert land_over_days(tmp_path, 12) == [("touches", 12, 12), ("credits", 12, 12)]
+    assert len(landed(tmp_path, "touches")) == 12  # the same names again: overwritten
 
 
 @settings(max_examples=50, deadline=None)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tests.s3server import S3Server
 from tests.test_batch import B2C_JOURNEY
 from tests.test_compact import every_view, landed_in_slices
 from tests.test_erase import B2B, OTHER, PERSON, REJECTED, build, mentions
+from tests.test_partitions import DAY0, land_over_days, landed_ids
 from traffic.generate import TrafficSpec, write_jsonl
 from warehouse.compact import compact
 from warehouse.erase import Audit, Subject, erase_warehouse, subject_ids
@@ -280,6 +282,13 @@ def test_a_writer_killed_mid_upload_leaves_no_partial_object(s3_root: str) -> No
     uploads = s3.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", [])
     assert uploads == []  # single PUTs: nothing half-assembled either
     assert set(TABLES) >= {"rejected"}
+
+
+def test_a_flush_over_many_days_lands_every_object(s3_root: str) -> None:
+    root = f"{s3_root}/many-days"
+    assert land_over_days(root, 12) == [("touches", 12, 12), ("credits", 12, 12)]
+    assert landed_ids(root, "credits", "conversion_id") == {
+        f"c{i}": (DAY0 + timedelta(days=i)).date() for i in range(12)}
 
 
 # --- stock readers and the other commands --------------------------------------------------

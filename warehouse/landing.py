@@ -42,7 +42,7 @@ from warehouse.layout import (
 from warehouse.storage import Root, Storage, storage_for
 
 # ensure_layout is re-exported for writers
-__all__ = ["LandedBatch", "Rows", "ensure_layout", "land", "land_batch"]
+__all__ = ["LandedBatch", "Rows", "ensure_layout", "land", "land_batch", "land_tables"]
 
 _BATCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]{0,199}")
 _RESERVED_NAME = EMPTY_FILE_NAME.removesuffix(".parquet")
@@ -83,25 +83,41 @@ def land_batch(root: Root, table: str, rows: Rows, *, name: str,
     days this one has no rows for (a model's credits recomputed in full, for example); it
     lists the table, so the stream's frequent small batches do not use it.
     """
-    schema = schema_of(table)
-    _check_batch_name(name)
-    if isinstance(rows, pa.Table):
-        arrow = _conform_table(rows, table, schema)
-    else:
-        arrow = _table_from_dicts(rows, table, schema) if len(rows) else schema.empty_table()
     storage = storage_for(root)
-    files = []
-    days = set()
-    for day, part in split_by_day(arrow, table):
-        key = file_key(table, day, name)
-        storage.write_parquet(key, part)
-        files.append(storage.file_url(key))
-        days.add(day)
+    batch, days = _land_all(storage, [(table, rows, name)])[0]
     if replace:
         _remove_other_days(storage, table, name, days)
-    if not files:
-        return None
-    return LandedBatch(table, name, tuple(files), arrow.num_rows)
+    return batch if batch.files else None
+
+
+def land_tables(root: Root, batches: Sequence[tuple[str, Rows, str]]) -> list[LandedBatch]:
+    """Land several (table, rows, name) batches as ``land_batch`` does, written together so
+    their files pay for durability once (a stream flush lands every table it has rows for).
+    Each file is atomic; a crash part-way leaves some of the batches landed, which a
+    re-landing of the same names completes. Batches without rows are left out."""
+    landed = _land_all(storage_for(root), batches)
+    return [batch for batch, _days in landed if batch.files]
+
+
+def _land_all(storage: Storage, batches: Sequence[tuple[str, Rows, str]]
+              ) -> list[tuple[LandedBatch, set[date]]]:
+    files: list[tuple[str, pa.Table]] = []
+    landed = []
+    for table, rows, name in batches:
+        schema = schema_of(table)
+        _check_batch_name(name)
+        if isinstance(rows, pa.Table):
+            arrow = _conform_table(rows, table, schema)
+        else:
+            arrow = (_table_from_dicts(rows, table, schema) if len(rows)
+                     else schema.empty_table())
+        days = split_by_day(arrow, table)
+        keys = [file_key(table, day, name) for day, _part in days]
+        files.extend(zip(keys, (part for _day, part in days), strict=True))
+        landed.append((LandedBatch(table, name, tuple(map(storage.file_url, keys)),
+                                   arrow.num_rows), {day for day, _part in days}))
+    storage.write_parquet_many(files)
+    return landed
 
 
 def split_by_day(arrow: pa.Table, table: str) -> list[tuple[date, pa.Table]]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
@@ -28,8 +29,11 @@ from botocore.exceptions import ClientError
 
 from warehouse.storage import FileInfo, Storage
 
+_PARALLEL_PUTS = 8
+
 if TYPE_CHECKING:
     import fsspec
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,15 @@ class S3Storage(Storage):
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def write_parquet_many(self, files: Sequence[tuple[str, pa.Table]]) -> None:
+        """PUTs side by side: a flush spread over many days is many small objects, each a
+        round trip (botocore's client is thread-safe; its pool holds 10 connections)."""
+        if len(files) <= 1:
+            super().write_parquet_many(files)
+            return
+        with ThreadPoolExecutor(min(_PARALLEL_PUTS, len(files))) as pool:
+            list(pool.map(lambda file: self.write_parquet(*file), files))
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))

@@ -15,10 +15,13 @@ roots through unchanged.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import io
 import os
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TypeAlias
@@ -121,6 +124,12 @@ class Storage(ABC):
     def write_parquet(self, key: str, table: pa.Table) -> None:
         self.write_bytes(key, parquet_bytes(table))
 
+    def write_parquet_many(self, files: Sequence[tuple[str, pa.Table]]) -> None:
+        """Write several files, each atomically (a reader sees each whole or not at all;
+        there is no promise across files). Durable when this returns."""
+        for key, table in files:
+            self.write_parquet(key, table)
+
 
 class LocalStorage(Storage):
     """A directory; writes go through a hidden temp sibling, fsync and rename."""
@@ -195,6 +204,33 @@ class LocalStorage(Storage):
             raise
         fsync_dir(final.parent)
 
+    def write_parquet_many(self, files: Sequence[tuple[str, pa.Table]]) -> None:
+        """As ``write_parquet`` for each file, paying durability per batch, not per file:
+        temp files written, all made durable, renamed, the renames made durable. A stream
+        flush of traffic spread over many days writes a file per day and table, and two
+        fsyncs per file were most of the sink's time (0.6 ms per file against 0.16)."""
+        if len(files) <= _FSYNC_EACH_UP_TO or not hasattr(os, "sync"):
+            for key, table in files:
+                self.write_parquet(key, table)
+            return
+        moves: list[tuple[Path, Path]] = []
+        try:
+            for key, table in files:
+                final = self.path(key)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                temp = final.with_name(f".{final.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
+                moves.append((temp, final))
+                with open(temp, "wb") as sink:
+                    pq.write_table(table, sink, compression="zstd")
+            _sync_file_system(self.root)
+            for temp, final in moves:
+                os.replace(temp, final)
+        except BaseException:
+            for temp, _final in moves:
+                temp.unlink(missing_ok=True)
+            raise
+        _sync_file_system(self.root)
+
     def delete(self, key: str) -> None:
         path = self.path(key)
         try:
@@ -215,6 +251,36 @@ class LocalStorage(Storage):
 
     def copy(self, source: str, target: str) -> None:
         self.write_bytes(target, self.read_bytes(source))
+
+
+# More files than this in one write: one sync of the file system instead of an fsync
+# per file and directory (syncfs costs a few ms, an fsync pair about 0.5 ms).
+_FSYNC_EACH_UP_TO = 8
+
+
+def _sync_file_system(path: Path) -> None:
+    """Flush every dirty page of the file system holding ``path`` (Linux ``syncfs``; where
+    that is missing, ``sync`` of all of them)."""
+    syncfs = _libc_syncfs()
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            raise OSError(ctypes.get_errno(), "syncfs failed", str(path))
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc_syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs: Callable[[int], int] = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    return syncfs
 
 
 def fsync_dir(directory: Path) -> None:
