@@ -87,18 +87,45 @@ def rss_mb() -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process: throughput per CPU-second stays comparable
-    when other work shares the cores (wall-clock rates do not)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a live process and its children (a worker's landing
+    process; exited children as the kernel accounted them): throughput per CPU-second
+    stays comparable when other work shares the cores (wall-clock rates do not)."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:  # exited meanwhile
+            continue
+        total += sum(int(field) for field in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def process_rss_mb(pid: int) -> float:
-    """VmRSS of another live process (a worker), from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise ValueError(f"no VmRSS for pid {pid}")
+    """VmRSS of another live process (a worker) and its live children, from /proc."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except FileNotFoundError:
+            continue
+        total += next((int(line.split()[1]) for line in lines if line.startswith("VmRSS:")), 0)
+    if not total:
+        raise ValueError(f"no VmRSS for pid {pid}")
+    return total / 1024
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants."""
+    found, todo = [], [pid]
+    while todo:
+        member = todo.pop()
+        found.append(member)
+        for task in Path(f"/proc/{member}/task").glob("*/children"):
+            try:
+                todo += [int(child) for child in task.read_text().split()]
+            except FileNotFoundError:
+                continue
+    return found
 
 
 def load_line() -> str:
