@@ -54,6 +54,12 @@ def test_a_stalled_worker_is_found_reported_restarted_and_the_warehouse_equals_r
         pipeline.workers.start(1)
         first = pipeline.workers.processes[0]
         pipeline.workers.supervise(poll=0.2)
+        # Send once the hook has paused the worker: a fast worker would otherwise have
+        # consumed everything before the hook's first check, and have no lag to stall on.
+        deadline = time.monotonic() + BOUND_S
+        while marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not marker.exists(), "the test hook never paused the worker"
         pipeline.send(events)
         # While stalled (paused by the hook) the worker answers /readyz 503 "stalled"
         # and counts it on /metrics, before it exits to be restarted.
@@ -68,7 +74,6 @@ def test_a_stalled_worker_is_found_reported_restarted_and_the_warehouse_equals_r
                     metrics = probe(f"{url}/metrics")[1]
                     seen_metric = seen_metric or "attribution_worker_stalls_total 1.0" in metrics
             time.sleep(0.2)
-        assert not marker.exists(), "the test hook never paused the worker"
         assert first.wait(timeout=BOUND_S) == EXIT_STALLED, pipeline.log_text()[-3000:]
         assert seen_stalled and seen_metric, pipeline.log_text()[-3000:]
         log = pipeline.log_text()
