@@ -12,7 +12,7 @@ from attribution.defaults import channel_rules, load_config
 from traffic.generate import TrafficSpec, write_jsonl
 from warehouse.layout import TABLES, landed_files
 from warehouse.query import run_query
-from warehouse.replay import replay
+from warehouse.replay import bucket_count, replay
 
 CONFIG = load_config()
 
@@ -56,3 +56,19 @@ def test_replaying_the_same_file_again_adds_no_file(tmp_path: Path) -> None:
 def _files(root: Path) -> dict[str, int]:
     return {f"{table}/{p.name}": pq.read_table(p).num_rows for table in TABLES
             for p in landed_files(root, table)}
+
+
+def test_buckets_grow_with_the_input_so_a_worker_holds_a_bounded_share(tmp_path: Path) -> None:
+    def sized(name: str, size: int) -> Path:
+        path = tmp_path / name
+        with path.open("wb") as handle:
+            handle.truncate(size)  # sparse: only the size matters here
+        return path
+
+    small, large = sized("small.jsonl", 300 << 20), sized("large.jsonl", 2 << 30)
+    packed = sized("packed.jsonl.gz", 200 << 20)
+    assert bucket_count([small], workers=2) == 8  # at least four per worker
+    assert bucket_count([small], workers=1) == 4
+    assert bucket_count([large], workers=2) == 16  # 2 GiB / 128 MiB
+    assert bucket_count([large, small], workers=2) == 19  # 2,348 MiB / 128, rounded up
+    assert bucket_count([packed], workers=1) == 13  # gzip counted at 8x: 1,600 MiB / 128

@@ -7,9 +7,14 @@ The passes of ``attribution.batch`` over files of any size, in memory bounded by
    a scratch directory (rejected ones too);
 2. each device bucket, in a worker: dedupe, observe, sessionise; its touches are landed
    and spilled again, its identity links and conversions come back (they are few);
-3. here: the identity graph, each conversion's journey;
-4. each touch spill, in a worker: the touches of converting journeys come back; every
-   conversion is credited; conversions, credits and identities are landed.
+3. here: the identity graph, each conversion's journey; conversions and identities are
+   landed;
+4. each touch spill, in a worker: the touches of converting journeys, spilled again per
+   journey bucket;
+5. each journey bucket, in a worker: its journeys' conversions credited and landed.
+
+The number of buckets grows with the input (``bucket_count``), so what a worker holds is
+bounded by a bucket and what this process holds by the conversions and identity links.
 
 Idempotent: landed files are named after a hash of the inputs' content and the config
 (computed while reading), so replaying the same input overwrites identical files instead
@@ -61,6 +66,11 @@ from warehouse.views import create_views
 
 ROWS_PER_FILE = 1_000_000
 CHUNK_EVENTS = 50_000
+#: Input per bucket: about 135k events of JSON Lines (~950 bytes each), which a bucket task
+#: holds as columns and touch tuples (a few KB per event at its peak).
+BUCKET_INPUT_BYTES = 128 << 20
+#: How much a compressed input expands, for its share of BUCKET_INPUT_BYTES.
+_EXPANSION = {".gz": 8, ".parquet": 4}
 REJECTED_SAMPLE = 100  # rejections kept in memory for the command's report
 SMALL_INPUT_BYTES = 32 << 20
 _TOUCH_SCHEMA = dict.fromkeys(TOUCH_COLUMNS, pl.Utf8) | {"time": pl.Int64}
@@ -145,17 +155,40 @@ def _bucket_task(config_text: str | None, bucket: int, scratch: str, root: str,
 
 
 def _journey_touches_task(scratch: str, bucket: int, identities: pl.DataFrame,
-                          keys: list[str]) -> dict[str, list[TouchRow]]:
-    """Pass 4: the touches of a bucket that belong to converting journeys, by journey."""
+                          journey_buckets: pl.DataFrame) -> None:
+    """Pass 4: a device bucket's touches that belong to converting journeys, spilled per
+    journey bucket (``journey_buckets``: key, journey_bucket)."""
     path = Path(scratch) / f"touches-{bucket:04d}.arrow"
     if not path.exists():
-        return {}
-    frame = touch_journeys(pl.read_ipc(path), identities).filter(
-        pl.col("key").is_in(keys))
-    found: dict[str, list[TouchRow]] = {}
-    for key, *touch in frame.select("key", *TOUCH_COLUMNS).iter_rows():
-        found.setdefault(key, []).append(TouchRow(*touch))
-    return found
+        return
+    frame = touch_journeys(pl.read_ipc(path), identities).join(journey_buckets, on="key")
+    for (journey_bucket,), part in frame.select(
+            "journey_bucket", "key", *TOUCH_COLUMNS).partition_by(
+            "journey_bucket", as_dict=True).items():
+        part.drop("journey_bucket").write_ipc(
+            Path(scratch) / f"journey-touches-{journey_bucket:04d}-{bucket:04d}.arrow")
+
+
+def _credit_task(config_text: str | None, scratch: str, journey_bucket: int,
+                 by_journey: dict[str, list[JourneyConversion]], root: str, run_id: str
+                 ) -> tuple[int, int]:
+    """Pass 5: credit a journey bucket's conversions and land the credits; returns (credits,
+    files)."""
+    touches: dict[str, list[TouchRow]] = {}
+    for path in sorted(Path(scratch).glob(f"journey-touches-{journey_bucket:04d}-*.arrow")):
+        for key, *touch in pl.read_ipc(path).iter_rows():
+            touches.setdefault(key, []).append(TouchRow(*touch))
+    batch: list[CreditRow] = []
+    landed = files = part = 0
+    for credit in credit_journeys(by_journey, touches, _config(config_text)):
+        batch.append(credit)
+        if len(batch) >= ROWS_PER_FILE:
+            files += _land_credits(Path(root), run_id, journey_bucket, part, batch)
+            landed, part, batch = landed + len(batch), part + 1, []
+    if batch:
+        files += _land_credits(Path(root), run_id, journey_bucket, part, batch)
+        landed += len(batch)
+    return landed, files
 
 
 # --- the orchestration ----------------------------------------------------------------------
@@ -207,7 +240,7 @@ def replay(paths: Sequence[Path], root: Path, config_text: str | None = None,
     channel_rules(config)  # a bad [channels] section fails here, before any work
     if workers is None:
         workers = 1 if total_size(paths) < SMALL_INPUT_BYTES else os.cpu_count() or 1
-    buckets = buckets or max(4, 4 * workers)
+    buckets = buckets or bucket_count(paths, workers)
     ensure_layout(root)
     # Spilled events stay on this machine: beside a local warehouse (same disk), else in
     # the temp directory.
@@ -218,6 +251,13 @@ def replay(paths: Sequence[Path], root: Path, config_text: str | None = None,
                        buckets, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def bucket_count(paths: Sequence[Path], workers: int) -> int:
+    """Device (and journey) buckets for these inputs: at least four per worker, and one
+    per BUCKET_INPUT_BYTES of (expanded) input."""
+    expanded = sum(path.stat().st_size * _EXPANSION.get(path.suffix, 1) for path in paths)
+    return max(4, 4 * workers, -(-expanded // BUCKET_INPUT_BYTES))
 
 
 def _replay(paths: Sequence[Path], root: Path, config: Config, config_text: str | None,
@@ -252,18 +292,23 @@ def _replay(paths: Sequence[Path], root: Path, config: Config, config_text: str 
         conversions = sorted(_earliest(c for r in results for c in r.conversions),
                              key=lambda c: (c.time, c.conversion_id))
         by_journey = group_by_journey(conversions, config, graph)
+        journey_of = {c.conversion_id: key for key, cs in by_journey.items() for c in cs}
+        files += _land_compact(root, run_id, conversions, journey_of, links, identities)
+        # Journeys dealt round-robin to as many buckets as devices had.
         keys = sorted(by_journey)
+        journey_buckets = pl.DataFrame(
+            {"key": keys, "journey_bucket": [i % buckets for i in range(len(keys))]},
+            schema={"key": pl.Utf8, "journey_bucket": pl.Int64})
         frame = identity_frame(identities)
-        journey_touches: dict[str, list[TouchRow]] = {}
-        for part in [f.result() for f in [pool.submit(_journey_touches_task, str(scratch), b,
-                                                      frame, keys) for b in range(buckets)]]:
-            for key, found in part.items():
-                journey_touches.setdefault(key, []).extend(found)
-    journey_of = {c.conversion_id: key for key, cs in by_journey.items() for c in cs}
-    credits = credit_journeys(by_journey, journey_touches, config)
-    landed, credited = _land_compact(root, run_id, conversions, journey_of, credits, links,
-                                     identities)
-    files += landed
+        for spilled in [pool.submit(_journey_touches_task, str(scratch), b, frame,
+                                    journey_buckets) for b in range(buckets)]:
+            spilled.result()
+        credited_files = [f.result() for f in [
+            pool.submit(_credit_task, config_text, str(scratch), j,
+                        {key: by_journey[key] for key in keys[j::buckets]}, str(root), run_id)
+            for j in range(buckets)]]
+        credited = sum(landed for landed, _ in credited_files)
+        files += sum(landed_files for _, landed_files in credited_files)
     create_views(root)
     summary = ReplaySummary(
         events_read=events_read, duplicates=sum(r.duplicates for r in results),
@@ -303,9 +348,9 @@ def _land_rejected(root: Path, scratch: Path, run_id: str) -> int:
 
 
 def _land_compact(root: Path, run_id: str, conversions: Sequence[JourneyConversion],
-                  journey_of: Mapping[str, str], credits: Iterable[CreditRow],
-                  links: Sequence[Link], identities: Sequence[Any]) -> tuple[int, int]:
-    """Land the gathered tables; returns (files, credits)."""
+                  journey_of: Mapping[str, str], links: Sequence[Link],
+                  identities: Sequence[Any]) -> int:
+    """Land the gathered tables (all but credits); returns the files landed."""
     files = 0
     rows = [(*c, journey_of[c.conversion_id]) for c in conversions]
     for part, start in enumerate(range(0, len(rows), ROWS_PER_FILE)):
@@ -313,16 +358,6 @@ def _land_compact(root: Path, run_id: str, conversions: Sequence[JourneyConversi
                                                   CONVERSION_COLUMNS))
         files += land(root, "conversions", table,
                       name=f"replay-{run_id}-conversions-{part:03d}") is not None
-    batch: list[CreditRow] = []
-    part = landed = 0
-    for credit in credits:
-        batch.append(credit)
-        if len(batch) >= ROWS_PER_FILE:
-            files += _land_credits(root, run_id, part, batch)
-            landed, part, batch = landed + len(batch), part + 1, []
-    if batch:
-        files += _land_credits(root, run_id, part, batch)
-        landed += len(batch)
     if links:
         table = arrow_part("identity_links", columns(
             [(k.event_id, k.time, k.kind, k.from_id, k.to_id) for k in links],
@@ -335,12 +370,14 @@ def _land_compact(root: Path, run_id: str, conversions: Sequence[JourneyConversi
             "as_of": [r.as_of for r in identities]})
         files += land(root, "identity_map", table, name=f"replay-{run_id}-identities"
                       ) is not None
-    return files, landed
+    return files
 
 
-def _land_credits(root: Path, run_id: str, part: int, batch: Sequence[CreditRow]) -> int:
+def _land_credits(root: Path, run_id: str, journey_bucket: int, part: int,
+                  batch: Sequence[CreditRow]) -> int:
     table = arrow_part("credits", columns(batch, CREDIT_COLUMNS))
-    return land(root, "credits", table, name=f"replay-{run_id}-credits-{part:03d}") is not None
+    name = f"replay-{run_id}-credits-{journey_bucket:04d}-{part:03d}"
+    return land(root, "credits", table, name=name) is not None
 
 
 # --- landing a BatchResult (records; tests and small tools) --------------------------------
